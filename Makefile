@@ -1,0 +1,57 @@
+# Two commands for a newcomer: `make test` and `make figures`. Each sets itself up from nothing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch-fidelity imports torchvision; this pair installs from the local disk on our Debian machines.
+# Elsewhere pick any matching pair, e.g. `make test TORCH_SPEC="torch torchvision"`.
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+PROFILE ?= default
+STAMP := $(VENV)/.installed
+DATA := data/FashionMNIST/raw/t10k-labels-idx1-ubyte
+
+.PHONY: test figures setup data lab readme export clean-nbs sync-check help
+
+help:
+	@echo "make test      run every notebook's tests (nbdev_test) and pytest"
+	@echo "make figures   run the experiment notebooks with papermill (PROFILE=smoke|default|full)"
+	@echo "make lab       open the notebooks in JupyterLab"
+	@echo "make readme    regenerate README.md from nbs/index.ipynb"
+	@echo "make export    notebooks -> elt/ (nbdev_export) and nbdev_clean"
+
+setup: $(STAMP)
+
+$(STAMP): settings.ini setup.py pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name elt --display-name "Python (elt)" >/dev/null
+	@touch $@
+
+# Fashion-MNIST: Debian's package when we can install it (root + apt); elt.data falls back to a download.
+data: $(DATA)
+
+$(DATA): | $(STAMP)
+	@if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing Debian's dataset-fashion-mnist"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null; fi
+	$(BIN)/python -c "from elt.data import ensure_fashion_mnist; print('Fashion-MNIST ready in', ensure_fashion_mnist())"
+
+test: $(STAMP) $(DATA)
+	$(BIN)/nbdev_test --n_workers 2
+	$(BIN)/python -m pytest -q tests
+
+figures: $(STAMP) $(DATA)
+	$(BIN)/python -m elt.run --profile $(PROFILE)
+
+lab: $(STAMP) $(DATA)
+	$(BIN)/jupyter lab nbs
+
+export: $(STAMP)
+	$(BIN)/nbdev_export
+	$(BIN)/nbdev_clean
+
+# Quarto (which nbdev_readme needs) is not installable everywhere; nbconvert gives the same markdown.
+readme: $(STAMP)
+	$(BIN)/python -c "from elt.run import write_readme; print(write_readme())"

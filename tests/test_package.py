@@ -1,0 +1,64 @@
+"""Package-level checks that no single notebook can make: imports, notebook/package sync, README, papermill."""
+import filecmp, pkgutil, shutil, subprocess, sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+MODULES = sorted(m.name for m in pkgutil.iter_modules([str(ROOT / 'elt')]) if not m.name.startswith('_'))
+
+
+def test_modules_found():
+    assert {'core', 'data', 'run'} <= set(MODULES), MODULES
+
+
+@pytest.mark.parametrize('module', MODULES)
+def test_module_imports_in_fresh_interpreter(module):
+    res = subprocess.run([sys.executable, '-c', f'import elt.{module}'], capture_output=True, text=True, cwd='/')
+    assert res.returncode == 0, res.stderr
+
+
+def _tree(root: Path, sub: str):
+    return {p.relative_to(root) for p in (root / sub).rglob('*')
+            if p.is_file() and '__pycache__' not in p.parts and '.ipynb_checkpoints' not in p.parts}
+
+
+def test_notebooks_and_package_in_sync(tmp_path):
+    "nbdev_export and nbdev_clean, run on a copy of the project, change nothing under nbs/ or elt/."
+    for name in ('settings.ini', 'setup.py', 'README.md'): shutil.copy(ROOT / name, tmp_path / name)
+    for sub in ('nbs', 'elt'):
+        shutil.copytree(ROOT / sub, tmp_path / sub, ignore=shutil.ignore_patterns('__pycache__', '.ipynb_checkpoints'))
+    for cmd in ('nbdev_export', 'nbdev_clean'):
+        res = subprocess.run([str(BIN / cmd)], cwd=tmp_path, capture_output=True, text=True)
+        assert res.returncode == 0, f'{cmd} failed:\n{res.stderr}'
+    for sub in ('nbs', 'elt'):
+        before, after = _tree(ROOT, sub), _tree(tmp_path, sub)
+        assert before == after, f'{cmd} added or removed files: {sorted(before ^ after)}'
+        changed = [str(p) for p in sorted(before) if not filecmp.cmp(ROOT / p, tmp_path / p, shallow=False)]
+        assert not changed, f'out of sync (edit the notebooks, then run `make export`): {changed}'
+
+
+def test_readme_generated_from_index():
+    from elt.run import readme_markdown
+    assert (ROOT / 'README.md').read_text() == readme_markdown(), 'README.md is stale: run `make readme`'
+
+
+def test_papermill_refuses_unknown_parameter(tmp_path):
+    "A misspelt papermill parameter stops the run with a message naming it, instead of running the defaults."
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+    nb = ROOT / 'nbs' / 'experiments' / 'data_overview.ipynb'
+    with pytest.raises(PapermillExecutionError, match=r"unknown parameter\(s\) \['n_per_klass'\]"):
+        pm.execute_notebook(nb, tmp_path / 'out.ipynb', parameters={'n_per_klass': 3, 'out_dir': str(tmp_path)},
+                            kernel_name='python3', cwd=str(ROOT), progress_bar=False)
+    assert not (tmp_path / 'data_fmnist.png').exists()
+
+
+def test_experiment_notebooks_declare_parameters():
+    "Every experiment notebook has a tagged parameters cell with an out_dir that defaults to the scratch folder."
+    import papermill as pm
+    for nb in sorted((ROOT / 'nbs' / 'experiments').glob('*.ipynb')):
+        params = pm.inspect_notebook(str(nb))
+        assert params, f'{nb.name} has no cell tagged "parameters"'
+        assert params.get('out_dir', {}).get('default') in ('""', "''"), f'{nb.name}: out_dir must default to ""'
