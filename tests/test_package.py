@@ -62,3 +62,16 @@ def test_experiment_notebooks_declare_parameters():
         params = pm.inspect_notebook(str(nb))
         assert params, f'{nb.name} has no cell tagged "parameters"'
         assert params.get('out_dir', {}).get('default') in ('""', "''"), f'{nb.name}: out_dir must default to ""'
+
+
+def test_smoke_profile_end_to_end():
+    "Every experiment notebook, in make-figures order, at smoke size: trains, evaluates, writes claims.md to .scratch, not figures/."
+    import hashlib
+    digest = lambda: {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((ROOT / 'figures').glob('*')) if p.is_file()}
+    before = digest()
+    res = subprocess.run([sys.executable, '-m', 'elt.run', '--profile', 'smoke', '--kernel', 'python3'], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    claims = (ROOT / '.scratch' / 'figures' / 'claims.md').read_text()
+    assert claims.count('| **') >= 6, claims              # one verdict per claim
+    assert digest() == before, 'a smoke run wrote into figures/'
