@@ -43,7 +43,7 @@ test: $(STAMP) $(DATA)
 	$(BIN)/python -m pytest -q tests
 
 figures: $(STAMP) $(DATA)
-	$(BIN)/python -m elt.run --profile $(PROFILE)
+	$(BIN)/python -m elt.experiments.run --profile $(PROFILE)
 
 lab: $(STAMP) $(DATA)
 	$(BIN)/jupyter lab nbs
@@ -54,4 +54,4 @@ export: $(STAMP)
 
 # Quarto (which nbdev_readme needs) is not installable everywhere; nbconvert gives the same markdown.
 readme: $(STAMP)
-	$(BIN)/python -c "from elt.run import write_readme; print(write_readme())"
+	$(BIN)/python -c "from elt.experiments.run import write_readme; print(write_readme())"

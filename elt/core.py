@@ -174,11 +174,12 @@ def _jsonable(x):
     if dataclasses.is_dataclass(x): return dataclasses.asdict(x)
     raise TypeError(f"cannot write {type(x).__name__} to JSON")
 
-def save_results(name: str, out_dir: str, results: dict, params: dict, started: float, fig=None) -> Path:
-    "Write `<out>/<name>.json` (results, parameters, git commit, wall time) and `<out>/<name>.png` if `fig` is given."
+def save_results(name: str, out_dir: str, results, params: dict, started: float, fig=None) -> Path:
+    "Write `<out>/<name>.json` (results, their schema, parameters, git commit, wall time, torch, device) and `<out>/<name>.png` if `fig`."
     out = output_dir(out_dir)
-    record = {'name': name, 'results': results, 'parameters': params, 'git_commit': git_commit(),
-              'wall_time_s': round(time.time() - started, 2), 'torch': torch.__version__}
+    record = {'name': name, 'schema': getattr(results, 'SCHEMA', None), 'results': results, 'parameters': params,
+              'git_commit': git_commit(), 'wall_time_s': round(time.time() - started, 2), 'torch': torch.__version__,
+              'device': str(get_device())}
     (out/f'{name}.json').write_text(json.dumps(record, indent=1, default=_jsonable) + '\n')
     if fig is not None: fig.savefig(out/f'{name}.png', dpi=110, bbox_inches='tight', metadata={'Software': None})
     return out/f'{name}.json'

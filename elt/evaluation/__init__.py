@@ -1,0 +1,1 @@
+"What measures: sample-quality metrics and throughput benchmarks."
