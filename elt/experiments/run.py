@@ -32,7 +32,7 @@ _SMOKE = dict(width='T', depth=4, steps=30, batch_size=32, n_samples=50, sample_
 PROFILES = {
     'smoke': {'out_dir': '', 'experiments': {
         'data_overview': {},
-        **_reproduction(families={'maskgit': _SMOKE, 'diffusion': dict(_SMOKE, snapshot_every=10)}, video={}, seeds=[0], split='2x2'),
+        **_reproduction(families={'maskgit': _SMOKE, 'diffusion': dict(_SMOKE, snapshot_every=10), 'flow': _SMOKE}, video={}, seeds=[0], split='2x2'),
         'throughput': {},
     }},
     'default': {'out_dir': 'figures', 'experiments': {
@@ -40,6 +40,7 @@ PROFILES = {
         **_reproduction(families={
                             'maskgit': dict(width='S', depth=8, patch=7, steps=800, batch_size=32, n_samples=500, sample_steps=8),
                             'diffusion': dict(width='S', depth=8, steps=500, batch_size=32, n_samples=400, sample_steps=10, snapshot_every=125),
+                            'flow': dict(width='S', depth=8, steps=500, batch_size=32, n_samples=400, sample_steps=10),
                         },
                         video=dict(recipe=dict(width='S', steps=1200, batch_size=32, lr=3e-3, n_samples=300, depth=8, patch=16,
                                                n_codes=512, n_train_clips=20000),
@@ -54,6 +55,8 @@ PROFILES = {
                             'maskgit': dict(width='B', depth=8, patch=4, steps=20000, batch_size=256, n_samples=5000, sample_steps=24, lr=5e-4),
                             'diffusion': dict(width='B', depth=8, steps=20000, batch_size=256, n_samples=5000, sample_steps=50, cfg_scale=1.5,
                                               lr=5e-4, snapshot_every=2500),
+                            'flow': dict(width='B', depth=8, steps=20000, batch_size=256, n_samples=5000, sample_steps=25, method='heun',
+                                         cfg_scale=1.5, lr=5e-4),
                         },
                         video=dict(recipe=dict(width='B', steps=20000, batch_size=128, n_samples=2000, depth=8, patch=8, n_codes=512,
                                                n_train_clips=60000),

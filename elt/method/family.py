@@ -48,6 +48,7 @@ FAMILIES = {                                      # name -> module that defines 
     'maskgit': 'elt.families.maskgit',
     'diffusion': 'elt.families.diffusion',
     'video': 'elt.families.video',
+    'flow': 'elt.families.flow',
 }
 _registered: dict[str, Family] = {}
 
