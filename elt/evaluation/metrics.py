@@ -82,7 +82,7 @@ def _load_verified(net: nn.Module, path: Path, expected: str | None, retrain: st
 def load_classifier(path=None) -> FMNISTNet:
     "The committed Fashion-MNIST classifier, verified against `CLASSIFIER_SHA256`."
     return _load_verified(FMNISTNet(), Path(path or data_dir()/CLASSIFIER_PATH), CLASSIFIER_SHA256,
-                          'the slow cell of nbs/08_metrics.ipynb')
+                          'the slow cell of nbs/11_metrics.ipynb')
 
 # %% ../../nbs/11_metrics.ipynb #571ad722
 class ClassifierFeatures(FeatureExtractorBase):
@@ -273,7 +273,7 @@ def clip_accuracy(net: ClipNet, clips: torch.Tensor, labels: torch.Tensor) -> fl
 def load_clip_classifier(path=None) -> ClipNet:
     "The committed Moving Fashion-MNIST clip classifier, hash-checked."
     return _load_verified(ClipNet(), Path(path or data_dir()/CLIP_CLASSIFIER_PATH), CLIP_CLASSIFIER_SHA256,
-                          'the slow cell of nbs/08_metrics.ipynb')
+                          'the slow cell of nbs/11_metrics.ipynb')
 
 class ClipFeatureExtractor(ClassifierFeatures):
     "Features of the committed clip classifier; input uint8 (B, 1, T, H, W)."

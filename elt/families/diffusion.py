@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from typing import Callable
 from ..data import fashion_mnist
 from ..evaluation.metrics import evaluate
-from ..method.family import Family, as_labels, check_sampling, drop_labels, guided
+from ..method.family import Family, check_image_patch, drop_labels, guided, prepare_sampling
 from ..method.ilsd import ILSD, ILSDConfig, DiffusionTarget, weighted_mse, weighted_mse_distill
 from ..method.looped import BodySize, LoopedConfig, LoopedTransformer, looped_flops
 
@@ -146,10 +146,8 @@ def diffusion_sample(predict: Callable, cfg: DiTConfig, labels, steps: int = 20,
                      generator: torch.Generator | None = None) -> torch.Tensor:
     "DDIM (η=0) or DDPM ancestral sampling of the x0-predictor `predict(x_t, t, labels, loops=)`; images in [0, 1], (B, C, H, W)."
     if method not in ('ddim', 'ddpm'): raise ValueError(f"method must be 'ddim' or 'ddpm', got {method!r}")
-    labels = as_labels(labels)
-    schedule = check_sampling(steps, cfg_scale, loop_schedule, labels, cfg.n_classes, cfg.n_loops if loops is None else loops)
-    device = generator.device if generator is not None else labels.device
-    B = len(labels); labels = labels.long().to(device)
+    labels, schedule, device = prepare_sampling(labels, steps, cfg_scale, loop_schedule, loops, cfg.n_loops, cfg.n_classes, generator)
+    B = len(labels)
     x = torch.randn(B, cfg.channels, cfg.image_size, cfg.image_size, generator=generator, device=device)
     grid = torch.linspace(T_MAX, 0.0, steps + 1, device=device)
     for k, loops_k in enumerate(schedule):
@@ -184,8 +182,7 @@ class DiffusionOptions:
     method: str = 'ddim'           # 'ddim' | 'ddpm'
 
     def __post_init__(self):
-        if not isinstance(self.patch, int) or self.patch < 1 or 28 % self.patch:
-            raise ValueError(f"patch must divide the 28-pixel image side (1, 2, 4, 7, 14), got {self.patch!r}")
+        check_image_patch(self.patch)
         if not self.shift > 0: raise ValueError(f"shift must be > 0, got {self.shift}")
         if self.method not in ('ddim', 'ddpm'): raise ValueError(f"method must be 'ddim' or 'ddpm', got {self.method!r}")
 

@@ -11,7 +11,7 @@ import torch
 from ..data import fashion_mnist
 from ..evaluation.metrics import evaluate
 from .diffusion import DiT, DiTConfig, dit_flops
-from ..method.family import Family, as_labels, check_sampling, drop_labels, guided
+from ..method.family import Family, check_image_patch, drop_labels, guided, prepare_sampling
 from ..method.ilsd import ILSD, ILSDConfig
 
 # %% auto #0
@@ -50,10 +50,8 @@ def flow_sample(predict: Callable, cfg: DiTConfig, labels, steps: int = 10, meth
                 loop_schedule: list[int] | None = None, cfg_scale: float = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:
     "Euler or Heun integration of the velocity field `predict(x_t, t, labels, loops=)` from noise (t=1) to data (t=0); images in [0, 1]."
     if method not in ('euler', 'heun'): raise ValueError(f"method must be 'euler' or 'heun', got {method!r}")
-    labels = as_labels(labels)
-    schedule = check_sampling(steps, cfg_scale, loop_schedule, labels, cfg.n_classes, cfg.n_loops if loops is None else loops)
-    device = generator.device if generator is not None else labels.device
-    B = len(labels); labels = labels.long().to(device)
+    labels, schedule, device = prepare_sampling(labels, steps, cfg_scale, loop_schedule, loops, cfg.n_loops, cfg.n_classes, generator)
+    B = len(labels)
     velocity = lambda x, t, L: guided(predict, (x, t.expand(B)), labels, cfg.n_classes, cfg_scale, loops=L)
     x = torch.randn(B, cfg.channels, cfg.image_size, cfg.image_size, generator=generator, device=device)     # t = 1: pure noise
     grid = torch.linspace(1.0, 0.0, steps + 1, device=device)
@@ -79,8 +77,7 @@ class FlowOptions:
     t_sampling: str = 'logit_normal'   # training times: 'logit_normal' | 'uniform'
 
     def __post_init__(self):
-        if not isinstance(self.patch, int) or self.patch < 1 or 28 % self.patch:
-            raise ValueError(f"patch must divide the 28-pixel image side (1, 2, 4, 7, 14), got {self.patch!r}")
+        check_image_patch(self.patch)
         if self.method not in ('euler', 'heun'): raise ValueError(f"method must be 'euler' or 'heun', got {self.method!r}")
         if self.t_sampling not in ('logit_normal', 'uniform'):
             raise ValueError(f"t_sampling must be 'logit_normal' or 'uniform', got {self.t_sampling!r}")

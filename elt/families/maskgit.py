@@ -13,7 +13,7 @@ from typing import Callable
 from ..data import fashion_mnist
 from ..evaluation.metrics import evaluate
 from .tokenizer import TokenizerConfig, get_tokenizer
-from ..method.family import Family, as_labels, check_sampling, drop_labels, guided
+from ..method.family import Family, check_image_patch, drop_labels, guided, prepare_sampling
 from ..method.ilsd import ILSD, ILSDConfig, masked_cross_entropy, masked_soft_cross_entropy
 from ..method.looped import BodySize, LoopedConfig, LoopedTransformer, looped_flops, n_params
 
@@ -106,11 +106,8 @@ def token_loss(ilsd_cfg: ILSDConfig, opts=None) -> Callable:
 def maskgit_sample(predict: Callable, cfg: MaskGITConfig, labels, steps: int = 12, loops: int | None = None,
                    loop_schedule: list[int] | None = None, cfg_scale: float = 0.0, generator: torch.Generator | None = None):
     "MaskGIT parallel decoding (Chang et al. 2022, Alg. 1) of `predict(tokens, labels, loops=)` → logits; `loops` or a per-step schedule."
-    labels = as_labels(labels)
-    schedule = check_sampling(steps, cfg_scale, loop_schedule, labels, cfg.n_classes, cfg.n_loops if loops is None else loops)
-    device = generator.device if generator is not None else labels.device
+    labels, schedule, device = prepare_sampling(labels, steps, cfg_scale, loop_schedule, loops, cfg.n_loops, cfg.n_classes, generator)
     B, T, V, mask_id = len(labels), cfg.n_tokens, cfg.vocab_size, cfg.vocab_size
-    labels = labels.long().to(device)
     tokens = torch.full((B, T), mask_id, device=device)
     n_masked = T                                                              # the same in every row: tracked on the host
     for k, loops_k in enumerate(schedule):
@@ -145,8 +142,7 @@ class MaskedOptions:
     n_codes: int = 512             # codebook size (the model's vocabulary)
 
     def __post_init__(self):
-        if not isinstance(self.patch, int) or self.patch < 1 or 28 % self.patch:
-            raise ValueError(f"patch must divide the 28-pixel image side (1, 2, 4, 7, 14), got {self.patch!r}")
+        check_image_patch(self.patch)
 
     @property
     def tokenizer_config(self) -> TokenizerConfig: return TokenizerConfig(patch=self.patch, n_codes=self.n_codes)

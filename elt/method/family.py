@@ -15,7 +15,8 @@ from .train import TrainConfig, run_training
 
 # %% auto #0
 __all__ = ['FAMILIES', 'Family', 'register_family', 'family_names', 'get_family', 'as_labels', 'check_classes', 'drop_labels',
-           'check_sampling', 'guided', 'sample_batched', 'as_options', 'train_family']
+           'check_sampling', 'prepare_sampling', 'check_image_patch', 'guided', 'sample_batched', 'as_options',
+           'train_family']
 
 # %% ../../nbs/05_family.ipynb #5bb78111
 @dataclass(frozen=True)
@@ -102,6 +103,21 @@ def check_sampling(steps: int, cfg_scale: float, loop_schedule, labels, n_classe
     if len(schedule) != steps: raise ValueError(f"loop_schedule has {len(schedule)} entries; it needs one per step ({steps})")
     for l in schedule: check_loops(l)
     return schedule
+
+def prepare_sampling(labels, steps: int, cfg_scale: float, loop_schedule, loops: int | None, n_loops: int, n_classes: int,
+                     generator: torch.Generator | None):
+    "A sampler's entry, once: check its arguments; return the labels on the generator's device, every step's loop count, and that device."
+    labels = as_labels(labels)
+    schedule = check_sampling(steps, cfg_scale, loop_schedule, labels, n_classes, n_loops if loops is None else loops)
+    device = generator.device if generator is not None else labels.device
+    return labels.long().to(device), schedule, device
+
+def check_image_patch(patch, image_size: int = 28) -> int:
+    "A patch side that tiles the image: a positive int dividing `image_size`."
+    if isinstance(patch, bool) or not isinstance(patch, int) or patch < 1 or image_size % patch:
+        raise ValueError(f"patch must divide the {image_size}-pixel image side "
+                         f"({', '.join(str(p) for p in range(1, image_size + 1) if image_size % p == 0)}), got {patch!r}")
+    return patch
 
 def _as_float(out): return [o.float() for o in out] if isinstance(out, list) else out.float()
 
