@@ -4,16 +4,18 @@
 
 # %% ../nbs/00_core.ipynb #a606bb22
 from __future__ import annotations
-import ast, contextlib, dataclasses, hashlib, json, os, random, statistics, subprocess, time
+import ast, contextlib, dataclasses, hashlib, importlib, inspect, json, math, numbers, os, pickle, pkgutil, random, re, statistics, subprocess, sys, time
 from typing import Callable
 from pathlib import Path
 import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['project_root', 'data_dir', 'seed_everything', 'get_device', 'bf16_supported', 'autocast', 'CheckpointError',
-           'config_diff', 'save_checkpoint', 'load_checkpoint', 'sha256_file', 'config_key', 'ParameterGuard',
-           'git_commit', 'output_dir', 'save_results', 'interleaved_timings', 'timing_summary']
+__all__ = ['STALE_REUSED', 'project_root', 'data_dir', 'seed_everything', 'get_device', 'bf16_supported', 'autocast',
+           'CheckpointError', 'config_diff', 'atomic_write', 'write_text_atomic', 'remove_stale_tmp', 'save_checkpoint',
+           'load_checkpoint', 'sha256_file', 'config_key', 'code_hash', 'package_code_hash', 'type_problem',
+           'ParameterGuard', 'git_commit', 'output_dir', 'reuse_stale', 'note_stale', 'save_results',
+           'interleaved_timings', 'timing_summary']
 
 # %% ../nbs/00_core.ipynb #6c1c0143
 def project_root() -> Path:
@@ -81,22 +83,64 @@ def config_diff(expected: dict, found: dict) -> dict:
     return {k: (expected.get(k, '<absent>'), found.get(k, '<absent>'))
             for k in sorted(set(expected) | set(found)) if expected.get(k, '<absent>') != found.get(k, '<absent>')}
 
+def atomic_write(path, write: Callable[[Path], None]) -> Path:
+    "Call `write(tmp)` on a temporary file beside `path`, then rename it into place: readers see the old file or the whole new one."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f'{path.name}.{os.getpid()}.tmp')          # unique per process: parallel writers never collide
+    try:
+        write(tmp); os.replace(tmp, path)
+    finally: tmp.unlink(missing_ok=True)                            # an exception mid-write leaves nothing behind
+    return path
+
+def write_text_atomic(path, text: str) -> Path:
+    "`Path.write_text`, all or nothing."
+    return atomic_write(path, lambda tmp: tmp.write_text(text))
+
+def _alive(pid: int) -> bool:
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True
+    return True
+
+def remove_stale_tmp(folder) -> list[Path]:
+    "Delete the `*.<pid>.tmp` files in `folder` whose writer process is gone (it was killed mid-write); return them."
+    removed = []
+    for f in sorted(Path(folder).glob('*.*.tmp')):
+        pid = f.suffixes[-2][1:]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            f.unlink(missing_ok=True); removed.append(f)
+    return removed
+
 def save_checkpoint(path, model: torch.nn.Module, cfg, **extra) -> Path:
     "Atomically save `model`'s weights with `cfg` (dataclass or dict) and any `extra` tensors/numbers/dicts."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     state = {'cfg': _cfg_dict(cfg), 'model': model.state_dict(), **extra}
-    tmp = path.with_name(f'{path.name}.{os.getpid()}.tmp')          # unique per process: parallel writers never collide
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+def _few(names: list, k: int = 6) -> str:
+    return ', '.join(names[:k]) + (f' and {len(names) - k} more' if len(names) > k else '')
+
+def _weights_mismatch(expected: dict, found: dict) -> str:
+    "Which fields of two state dicts differ: missing, unexpected, or of another shape."
+    missing, unexpected = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+    shapes = [f"{k} {tuple(found[k].shape)} (the model has {tuple(expected[k].shape)})" for k in sorted(set(expected) & set(found))
+              if hasattr(found[k], 'shape') and found[k].shape != expected[k].shape]
+    return '; '.join(x for x in (f"missing {_few(missing)}" if missing else '', f"unexpected {_few(unexpected)}" if unexpected else '',
+                                 f"other shapes: {_few(shapes)}" if shapes else '') if x)
 
 def load_checkpoint(path, cfg=None, model: torch.nn.Module | None = None, map_location='cpu') -> dict:
     "Load a checkpoint safely; refuse it if its config differs from `cfg`; load its weights into `model` if given."
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"no checkpoint at {path}")
     try: state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        if 'weights only load failed' not in str(e).lower(): raise CheckpointError(f"{path} is not a readable checkpoint "
+            f"(UnpicklingError: {e}). It may be truncated or corrupt: delete it and retrain, or restore it from a copy.") from e
+        raise CheckpointError(f"{path} was refused: it holds pickled Python objects, not only weights. Checkpoints are loaded "
+                              "with weights_only=True, so nothing in the file was executed, and only tensors, numbers, strings, "
+                              "lists and dicts are accepted. Re-save it from a state_dict with save_checkpoint, or retrain. "
+                              "torch's reason, in full:\n" + re.sub(r'\x1b\[[0-9;]*m', '', str(e))) from e
     except Exception as e:
-        raise CheckpointError(f"{path} is not a readable checkpoint ({type(e).__name__}: {str(e)[:200]}). "
+        raise CheckpointError(f"{path} is not a readable checkpoint ({type(e).__name__}: {e}). "
                               "It may be truncated or corrupt: delete it and retrain, or restore it from a copy.") from e
     if not isinstance(state, dict) or 'cfg' not in state or 'model' not in state:
         raise CheckpointError(f"{path} is not an elt checkpoint (expected a dict with 'cfg' and 'model')")
@@ -106,7 +150,11 @@ def load_checkpoint(path, cfg=None, model: torch.nn.Module | None = None, map_lo
             lines = '\n'.join(f"  {k}: expected {a!r}, checkpoint has {b!r}" for k, (a, b) in diff.items())
             raise CheckpointError(f"{path} was saved with another configuration; differing fields:\n{lines}\n"
                                   "Use the matching config, or point to a checkpoint trained with this one.")
-    if model is not None: model.load_state_dict(state['model'])
+    if model is not None:
+        problem = _weights_mismatch(model.state_dict(), state['model'])
+        if problem: raise CheckpointError(f"{path} holds the weights of another model than this {type(model).__name__}: {problem}. "
+                                          f"Build the model from the checkpoint's config ({state['cfg']}), or load its own checkpoint.")
+        model.load_state_dict(state['model'])
     return state
 
 # %% ../nbs/00_core.ipynb #70070341
@@ -121,6 +169,83 @@ def config_key(cfg, n: int = 12) -> str:
     "A short stable hash of a config (dataclass or dict), for cache file names."
     return hashlib.sha256(json.dumps(_cfg_dict(cfg), sort_keys=True, default=str).encode()).hexdigest()[:n]
 
+# %% ../nbs/00_core.ipynb #c0de4a5c
+def _strip_docstrings(tree: ast.AST) -> ast.AST:
+    for node in ast.walk(tree):
+        body = getattr(node, 'body', None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return tree
+
+def _source_of(obj) -> str:
+    "The source of a function or class; its name and bytecode where the source is not available."
+    try: return inspect.getsource(obj)
+    except (OSError, TypeError):
+        code = getattr(obj, '__code__', None)
+        return f"{getattr(obj, '__qualname__', type(obj).__name__)}:{code.co_code.hex() if code else repr(obj)}"
+
+_PACKAGE = 'elt'
+
+def _module_file(name: str) -> Path | None:
+    "The source file of module `name` of the package, found without importing it."
+    module = sys.modules.get(name)
+    if getattr(module, '__file__', None): return Path(module.__file__)
+    parts = name.split('.')
+    if parts[0] != _PACKAGE: return None
+    root = Path(importlib.util.find_spec(_PACKAGE).origin).parent
+    for path in (root.joinpath(*parts[1:]).with_suffix('.py'), root.joinpath(*parts[1:], '__init__.py')):
+        if path.exists(): return path
+    return None
+
+def _package_imports(name: str, tree: ast.Module) -> set[str]:
+    "The modules of the package that `name`'s source imports (`from ..x import y`, `from . import x`, `import elt.x`)."
+    package, out = name.rpartition('.')[0], set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            base = importlib.util.resolve_name('.' * node.level + (node.module or ''), package) if node.level else node.module or ''
+            names = [base] + [f'{base}.{a.name}' for a in node.names]
+        elif isinstance(node, ast.Import): names = [a.name for a in node.names]
+        else: continue
+        out |= {m for m in names if m.split('.')[0] == _PACKAGE and m != _PACKAGE and _module_file(m)}
+    return out
+
+def _rebound(name: str, tree: ast.Module) -> list[str]:
+    "Sources of `name`'s top-level functions and classes whose live object is not the one its file defines."
+    module, out = sys.modules.get(name), []
+    if module is None: return out
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and hasattr(module, node.name):
+            obj = getattr(module, node.name)
+            if (getattr(obj, '__module__', None), getattr(obj, '__qualname__', None)) != (name, node.name):
+                out.append(f'{node.name} rebound to: {_source_of(obj)}')
+    return out
+
+def code_hash(*code, exclude: tuple = (), n: int = 12) -> str:
+    "A short hash of `code` (module names, modules, functions or classes) and of every module of the package they import."
+    todo, extra, seen = [], [], {}
+    for c in code:
+        name = c if isinstance(c, str) else c.__name__ if inspect.ismodule(c) else getattr(c, '__module__', '') or ''
+        if _module_file(name) and name.split('.')[0] == _PACKAGE: todo.append(name)
+        elif isinstance(c, str) or inspect.ismodule(c): raise ValueError(f"code_hash hashes modules of {_PACKAGE!r}, got {name!r}")
+        else: extra.append(_source_of(c))                  # defined outside the package (a notebook, a test): its own source
+    while todo:
+        name = todo.pop()
+        if name in seen or any(name == e or name.startswith(e + '.') for e in exclude): continue
+        tree = ast.parse(_module_file(name).read_text())
+        seen[name] = ast.dump(_strip_docstrings(tree), include_attributes=False) + ''.join(_rebound(name, tree))
+        todo += sorted(_package_imports(name, tree))
+    h = hashlib.sha256()
+    for name in sorted(seen): h.update(f'{name}\n{seen[name]}\n'.encode())
+    for src in sorted(extra): h.update(src.encode())
+    return h.hexdigest()[:n]
+
+def package_code_hash(n: int = 12) -> str:
+    "`code_hash` of every module of the package (nbdev's `_modidx` index aside)."
+    root = Path(importlib.util.find_spec(_PACKAGE).origin).parent
+    names = [m.name for m in pkgutil.walk_packages([str(root)], f'{_PACKAGE}.') if not m.ispkg and not m.name.endswith('_modidx')]
+    return code_hash(*names, n=n)
+
 # %% ../nbs/00_core.ipynb #75c8c2e0
 def _assigned_names(source: str) -> set:
     "Names assigned at the top level of a cell's source."
@@ -130,8 +255,57 @@ def _assigned_names(source: str) -> set:
         for t in targets: names |= {n.id for n in ast.walk(t) if isinstance(n, ast.Name)}
     return names
 
+def _literal(node: ast.expr):
+    "`ast.literal_eval`, also of `dict(key=<literal>, …)` calls."
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == 'dict' and not node.args:
+        return {k.arg: _literal(k.value) for k in node.keywords}
+    if isinstance(node, ast.Dict) and all(k is not None for k in node.keys):
+        return {ast.literal_eval(k): _literal(v) for k, v in zip(node.keys, node.values)}
+    return ast.literal_eval(node)
+
+def _literal_defaults(source: str) -> dict:
+    "The literal values that a cell assigns at the top level (`name = <literal>`, `name = dict(k=<literal>)`)."
+    out = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+            try: value = _literal(node.value)
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError): continue
+            for t in (node.targets if isinstance(node, ast.Assign) else [node.target]):
+                if isinstance(t, ast.Name): out[t.id] = value
+    return out
+
+_KINDS = {bool: ('a bool', 'bools'), int: ('an int', 'ints'), float: ('a number', 'numbers'), str: ('a string', 'strings'),
+          dict: ('a dict', 'dicts')}
+
+def _uniform(items) -> bool: return bool(items) and len({type(x) for x in items}) == 1
+
+def _kind(default) -> str:
+    "How a value like `default` is described in an error."
+    if isinstance(default, (list, tuple)):
+        return f"a list of {_KINDS[type(default[0])][1]}" if _uniform(default) and type(default[0]) in _KINDS else 'a list'
+    return _KINDS.get(type(default), (type(default).__name__,))[0]
+
+def type_problem(default, value, name: str) -> str | None:
+    "Why `value` cannot stand in for a parameter whose default is `default` (None when it can); nested lists and dicts are checked too."
+    if default is None: return None
+    bad = f"{name} must be {_kind(default)}, got {value!r} ({type(value).__name__})"
+    if isinstance(default, bool): return None if isinstance(value, bool) else bad
+    if isinstance(default, numbers.Integral): return None if isinstance(value, numbers.Integral) and not isinstance(value, bool) else bad
+    if isinstance(default, numbers.Real):
+        return None if isinstance(value, numbers.Real) and not isinstance(value, bool) else bad
+    if isinstance(default, str): return None if isinstance(value, str) else bad
+    if isinstance(default, (list, tuple)):
+        if not isinstance(value, (list, tuple)): return bad
+        if _uniform(default):
+            return next((p for i, v in enumerate(value) if (p := type_problem(default[0], v, f'{name}[{i}]'))), None)
+        return None
+    if isinstance(default, dict):
+        if not isinstance(value, dict): return bad
+        return next((p for k, v in value.items() if k in default and (p := type_problem(default[k], v, f'{name}[{k!r}]'))), None)
+    return None
+
 class ParameterGuard:
-    "Refuse papermill parameters that the notebook's `parameters` cell does not declare."
+    "Refuse papermill parameters that the notebook's `parameters` cell does not declare, or that have another type than its default."
     def __init__(self, namespace: dict): self.before = set(namespace)
 
     def check(self, namespace: dict) -> dict:
@@ -144,6 +318,12 @@ class ParameterGuard:
             if unknown:
                 raise ValueError(f"unknown parameter(s) {sorted(unknown)}; this notebook accepts "
                                  f"{sorted(_assigned_names(history[i - 1]))}")
+            defaults = _literal_defaults(history[i - 1])
+            problems = [p for k in sorted(_assigned_names(history[i]) & set(defaults))
+                        if (p := type_problem(defaults[k], namespace.get(k), f'parameter {k!r}'))]
+            if problems:
+                raise TypeError('; '.join(problems) + ". (papermill's -p passes text for anything but a number or a bool: "
+                                "give lists and dicts with -y, e.g. -y \"seeds: [0, 1]\")")
         return {k: namespace[k] for k in sorted(set(namespace) - self.before)
                 if not k.startswith('_') and k not in ('In', 'Out') and namespace[k] is not self}
 
@@ -174,15 +354,28 @@ def _jsonable(x):
     if dataclasses.is_dataclass(x): return dataclasses.asdict(x)
     raise TypeError(f"cannot write {type(x).__name__} to JSON")
 
+STALE_REUSED: list[dict] = []                    # every stale cache entry this process reused (ELT_REUSE_STALE=1)
+
+def reuse_stale() -> bool:
+    "Whether `ELT_REUSE_STALE=1` allows reusing models and scores that other code produced."
+    return os.environ.get('ELT_REUSE_STALE', '') == '1'
+
+def note_stale(what: str, path, made_by: str, now: str):
+    "Announce and record the reuse of a cached `what` at `path` that code `made_by` produced (the code hashes to `now`)."
+    STALE_REUSED.append({'what': what, 'path': str(path), 'code_then': made_by, 'code_now': now})
+    print(f"\n!!! STALE {what.upper()} REUSED (ELT_REUSE_STALE=1): {path} was made by code {made_by}; the code now hashes to {now}. "
+          "Your code changes are NOT in these results. Unset ELT_REUSE_STALE to recompute.\n", file=sys.stderr, flush=True)
+
 def save_results(name: str, out_dir: str, results, params: dict, started: float, fig=None) -> Path:
-    "Write `<out>/<name>.json` (results, their schema, parameters, git commit, wall time, torch, device) and `<out>/<name>.png` if `fig`."
+    "Write `<out>/<name>.json` (results, schema, parameters, commit, code hash, wall time, torch, device) and `<out>/<name>.png` if `fig`, each atomically."
     out = output_dir(out_dir)
     record = {'name': name, 'schema': getattr(results, 'SCHEMA', None), 'results': results, 'parameters': params,
-              'git_commit': git_commit(), 'wall_time_s': round(time.time() - started, 2), 'torch': torch.__version__,
-              'device': str(get_device())}
-    (out/f'{name}.json').write_text(json.dumps(record, indent=1, default=_jsonable) + '\n')
-    if fig is not None: fig.savefig(out/f'{name}.png', dpi=110, bbox_inches='tight', metadata={'Software': None})
-    return out/f'{name}.json'
+              'git_commit': git_commit(), 'code_hash': package_code_hash(), 'wall_time_s': round(time.time() - started, 2),
+              'torch': torch.__version__, 'device': str(get_device()), **({'stale_reuse': STALE_REUSED} if STALE_REUSED else {})}
+    text = json.dumps(record, indent=1, default=_jsonable) + '\n'
+    if fig is not None:
+        atomic_write(out/f'{name}.png', lambda tmp: fig.savefig(tmp, format='png', dpi=110, bbox_inches='tight', metadata={'Software': None}))
+    return write_text_atomic(out/f'{name}.json', text)
 
 # %% ../nbs/00_core.ipynb #6c61bb43
 def _sync(device):

@@ -12,16 +12,16 @@ import torch.nn.functional as F
 import torch_fidelity
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
-from ..core import data_dir, get_device, seed_everything, sha256_file
+from ..core import code_hash, data_dir, get_device, seed_everything, sha256_file
 from ..data import fashion_mnist
 
 # %% auto #0
-__all__ = ['CLASSIFIER_PATH', 'CLASSIFIER_SHA256', 'EXTRACTOR', 'MIN_SAMPLES', 'CLIP_CLASSIFIER_PATH', 'CLIP_CLASSIFIER_SHA256',
-           'CLIP_SHAPE', 'CLIP_EXTRACTOR', 'FMNISTNet', 'train_classifier', 'predict_classes', 'classifier_accuracy',
-           'load_classifier', 'ClassifierFeatures', 'FMNISTFeatureExtractor', 'as_uint8_images', 'evaluate',
-           'class_consistency', 'metrics_benchmark', 'class_grid', 'loops_grid_figure', 'ClipNet',
-           'train_clip_classifier', 'clip_accuracy', 'load_clip_classifier', 'ClipFeatureExtractor', 'as_uint8_clips',
-           'evaluate_video']
+__all__ = ['CLASSIFIER_PATH', 'CLASSIFIER_SHA256', 'EXTRACTOR', 'MIN_SAMPLES', 'IS_PER_SPLIT', 'CLIP_CLASSIFIER_PATH',
+           'CLIP_CLASSIFIER_SHA256', 'CLIP_SHAPE', 'CLIP_EXTRACTOR', 'FMNISTNet', 'train_classifier', 'predict_classes',
+           'classifier_accuracy', 'load_classifier', 'ClassifierFeatures', 'FMNISTFeatureExtractor', 'check_labels',
+           'check_n_reference', 'as_uint8_images', 'evaluate', 'class_consistency', 'metrics_benchmark', 'class_grid',
+           'loops_grid_figure', 'ClipNet', 'train_clip_classifier', 'clip_accuracy', 'load_clip_classifier',
+           'ClipFeatureExtractor', 'as_uint8_clips', 'evaluate_video']
 
 # %% ../../nbs/11_metrics.ipynb #ea02c8bd
 class FMNISTNet(nn.Module):
@@ -119,6 +119,26 @@ if EXTRACTOR not in FEATURE_EXTRACTORS_REGISTRY: register_feature_extractor(EXTR
 
 # %% ../../nbs/11_metrics.ipynb #d660ada6
 MIN_SAMPLES = 10
+IS_PER_SPLIT = 50            # IS is estimated over splits; a split of fewer images has no class marginal to speak of (n = 10 gave IS 1.000)
+
+def check_labels(labels, n: int, n_classes: int = 10) -> torch.Tensor:
+    "Conditioning labels of `n` samples: integer class ids in 0..n_classes-1, one per sample."
+    labels = torch.as_tensor(labels)
+    if labels.shape != (n,): raise ValueError(f"labels must have shape ({n},), one class id per sample, got {tuple(labels.shape)}")
+    if labels.dtype.is_floating_point or labels.dtype == torch.bool: raise TypeError(f"labels must be integer class ids, got dtype {labels.dtype}")
+    outside = sorted({int(v) for v in labels.tolist()} - set(range(n_classes)))
+    if outside: raise ValueError(f"labels must be class ids in 0..{n_classes - 1}; got {outside[:10]}{' …' if len(outside) > 10 else ''}")
+    return labels.long()
+
+def check_n_reference(n_reference, n: int, available: int) -> int:
+    "How many reference images to use: all `available` for None; otherwise at least the `n` samples, at most what there is."
+    if n_reference is None: return available
+    if isinstance(n_reference, bool) or not isinstance(n_reference, int) or n_reference < 1:
+        raise ValueError(f"n_reference must be None (the whole split: {available} images) or an int ≥ 1, got {n_reference!r}")
+    if n_reference > available: raise ValueError(f"n_reference={n_reference}, but the reference has only {available} images")
+    if n_reference < n: raise ValueError(f"n_reference={n_reference} is smaller than the {n} samples: the reference statistics would be "
+                                         f"noisier than the samples' and the distance not comparable; use n_reference ≥ {n}, or None")
+    return n_reference
 
 def as_uint8_images(images, name: str = 'images') -> torch.Tensor:
     "Validate and convert images to uint8 (N, 1, 28, 28)."
@@ -160,15 +180,15 @@ def evaluate(images, labels=None, reference: str = 'test', n_reference: int | No
     x = as_uint8_images(images)
     n = len(x)
     if n < MIN_SAMPLES: raise ValueError(f"need at least {MIN_SAMPLES} images for these metrics, got {n}")
-    if labels is not None:
-        labels = torch.as_tensor(labels)
-        if labels.shape != (n,): raise ValueError(f"labels must have shape ({n},), got {tuple(labels.shape)}")
+    if labels is not None: labels = check_labels(labels, n)
     ref, _ = fashion_mnist(reference)
-    ref = ref[:n_reference] if n_reference else ref
-    common = dict(fid=True, kid=True, isc=True, prc=prc, kid_subset_size=min(1000, n, len(ref)), isc_splits=min(10, n))
+    ref = ref[:check_n_reference(n_reference, n, len(ref))]
+    splits = min(10, n // IS_PER_SPLIT)
+    common = dict(fid=True, kid=True, isc=splits > 0, prc=prc, kid_subset_size=min(1000, n, len(ref)), isc_splits=max(1, splits))
     if backbone == 'fmnist':
         sha = sha256_file(data_dir()/CLASSIFIER_PATH)[:12]
-        m = _fidelity(_Images(x), _Images(ref[:, None]), f'fmnist-{reference}-{len(ref)}-{sha}', feature_extractor=EXTRACTOR, **common)
+        m = _fidelity(_Images(x), _Images(ref[:, None]), f'fmnist-{reference}-{len(ref)}-{sha}-{code_hash("elt.evaluation.metrics")[:8]}',
+                      feature_extractor=EXTRACTOR, **common)
         suffix = 'FMNIST'
     elif backbone == 'inception':
         if inception_weights is None or not Path(inception_weights).exists():
@@ -181,8 +201,9 @@ def evaluate(images, labels=None, reference: str = 'test', n_reference: int | No
         suffix = 'Inception'
     else: raise ValueError(f"backbone must be 'fmnist' or 'inception', got {backbone!r}")
     out = {f'FID-{suffix}': m['frechet_inception_distance'], f'KID-{suffix}': m['kernel_inception_distance_mean'],
-           f'KID-{suffix}-std': m['kernel_inception_distance_std'], f'IS-{suffix}': m['inception_score_mean'],
-           f'IS-{suffix}-std': m['inception_score_std'], 'n': n, 'n_reference': len(ref)}
+           f'KID-{suffix}-std': m['kernel_inception_distance_std'], f'IS-{suffix}': m.get('inception_score_mean'),
+           f'IS-{suffix}-std': m.get('inception_score_std'), 'n': n, 'n_reference': len(ref)}
+    if not splits: out[f'IS-{suffix}-note'] = f"not estimated: IS needs ≥ {IS_PER_SPLIT} images per split, got {n} in all"
     if prc: out.update(precision=m['precision'], recall=m['recall'])
     if labels is not None: out['class_consistency'] = class_consistency(x, labels)
     return out
@@ -191,7 +212,7 @@ def evaluate(images, labels=None, reference: str = 'test', n_reference: int | No
 def class_consistency(images, labels) -> float:
     "Fraction of images the classifier assigns to their conditioning label."
     x = as_uint8_images(images)
-    return (predict_classes(load_classifier(), x) == torch.as_tensor(labels)).float().mean().item()
+    return (predict_classes(load_classifier(), x) == check_labels(labels, len(x))).float().mean().item()
 
 # %% ../../nbs/11_metrics.ipynb #9bca810b
 def metrics_benchmark(n: int = 10000) -> dict:
@@ -297,11 +318,14 @@ def evaluate_video(clips, labels=None, n_reference: int = 2000, seed: int = 1) -
     from elt.data import moving_fashion_mnist
     x = as_uint8_clips(clips); n = len(x)
     if n < MIN_SAMPLES: raise ValueError(f"need at least {MIN_SAMPLES} clips for FVD, got {n}")
+    check_n_reference(n_reference, n, n_reference)
     ref, _ = moving_fashion_mnist(n_reference, 'test', seed=seed, n_frames=CLIP_SHAPE[0], frame_size=CLIP_SHAPE[1])
+    if labels is not None: labels = check_labels(labels, n)
     sha = sha256_file(data_dir()/CLIP_CLASSIFIER_PATH)[:12]
-    m = _fidelity(_Images(x), _Images(ref[:, None]), f'mfmnist-test-{n_reference}-seed{seed}-{sha}', feature_extractor=CLIP_EXTRACTOR,
+    m = _fidelity(_Images(x), _Images(ref[:, None]), f'mfmnist-test-{n_reference}-seed{seed}-{sha}-{code_hash("elt.evaluation.metrics")[:8]}',
+                  feature_extractor=CLIP_EXTRACTOR,
                   fid=True, kid=False, isc=False, prc=False)
     out = {'FVD-MFMNIST': m['frechet_inception_distance'], 'n': n, 'n_reference': n_reference}
     if labels is not None:
-        out['class_consistency'] = (predict_classes(load_clip_classifier(), x, batch=200) == torch.as_tensor(labels)).float().mean().item()
+        out['class_consistency'] = (predict_classes(load_clip_classifier(), x, batch=200) == labels).float().mean().item()
     return out

@@ -4,14 +4,14 @@
 
 # %% ../../nbs/14_reproduce.ipynb #65a747e8
 from __future__ import annotations
-import dataclasses, json, statistics, time
+import dataclasses, json, statistics, sys, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 import torch
 import copy
 import torch.nn as nn
-from ..core import config_key, load_checkpoint
+from ..core import atomic_write, config_key, load_checkpoint, note_stale, reuse_stale, write_text_atomic
 from ..evaluation.metrics import class_grid
 from .results import SeedRun
 from ..method.family import Family, family_names, get_family, sample_batched, train_family
@@ -138,10 +138,33 @@ def train_model(recipe: Recipe, split: str, mode: str = 'ilsd', seed: int = 0, s
     return Trained(recipe, split, mode, seed, model, res.run_dir, res.train_seconds, res.step, dict(ilsd_kw), decoder)
 
 # %% ../../nbs/14_reproduce.ipynb #4f02c050
-def _eval_path(t: Trained, loops: int, step: int | None, seed: int, sample_steps: int) -> Path:
+def _eval_path(t: Trained, loops: int, step: int | None, seed: int, sample_steps: int, code: str | None = None) -> Path:
     r = t.recipe
     key = config_key({'n': r.n_samples, 'sample_steps': sample_steps, 'cfg_scale': r.cfg_scale, 'seed': seed, 'loops': loops, 'step': step})
-    return t.run_dir/'evals'/f"{'final' if step is None else f'step{step:06d}'}-L{loops}-{key}"
+    return t.run_dir/'evals'/f"{'final' if step is None else f'step{step:06d}'}-L{loops}-{key}-{code or t.family.sampling_code()[:8]}"
+
+def _read_cached(path: Path) -> dict | None:
+    "The cached row at `path` (`.json` and `.grid.pt`), or None when it is missing or unreadable (named on stderr)."
+    js, grid = path.with_suffix('.json'), path.with_suffix('.grid.pt')
+    if not js.exists(): return None
+    try:
+        row = json.loads(js.read_text()); torch.load(grid, weights_only=True)['grid']
+        return row
+    except Exception as e:
+        print(f"ignoring the unreadable cached evaluation {js} ({type(e).__name__}: {e}); recomputing it", file=sys.stderr)
+        return None
+
+def _cached(path: Path) -> tuple[Path, dict | None]:
+    "The cached row for `path`; with `ELT_REUSE_STALE=1`, else one for the same question made by other code (announced)."
+    row = _read_cached(path)
+    if row is None and reuse_stale():
+        prefix, code = path.name.rsplit('-', 1)
+        for other in sorted(path.parent.glob(f'{prefix}-*.json')):
+            old = other.with_suffix('')
+            if old != path and (row := _read_cached(old)) is not None:
+                note_stale('evaluation', other, old.name.rsplit('-', 1)[1], code)
+                return old, row
+    return path, row
 
 def _snapshot(t: Trained, step: int) -> nn.Module:
     snap = t.run_dir/f'snap-{step:06d}.pt'
@@ -153,20 +176,20 @@ def evaluate_loops(t: Trained, loops_list: list[int], step: int | None = None, s
                    show_progress: bool = True) -> list[dict]:
     "The family's metrics (and GFLOPs per sample) at each loop count; cached per row in the run dir."
     model, fam, n = t.model if step is None else _snapshot(t, step), t.family, t.recipe.n_samples
-    sample_steps = sample_steps or t.recipe.sample_steps
+    sample_steps, code = sample_steps or t.recipe.sample_steps, fam.sampling_code()[:8]
     rows = []
     for loops in loops_list:
-        path = _eval_path(t, loops, step, seed, sample_steps)
-        if path.with_suffix('.json').exists():
-            rows.append(json.loads(path.with_suffix('.json').read_text())); continue
+        path, row = _cached(_eval_path(t, loops, step, seed, sample_steps, code))
+        if row is not None:
+            rows.append(row); continue
         labels, t0 = torch.arange(n) % 10, time.perf_counter()
         outputs = sample_batched(lambda y, g: t.sample(y, loops, g, model, sample_steps), labels, seed=seed, device=t.device).float()
         row = {'loops': loops, 'sample_steps': sample_steps, **fam.evaluate(outputs, labels),
                'sample_seconds': round(time.perf_counter() - t0, 2), 'gflops': t.gflops(loops, sample_steps),
                'step': step if step is not None else t.steps}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({'grid': (class_grid(outputs, labels) * 255).round().to(torch.uint8)}, path.with_suffix('.grid.pt'))
-        path.with_suffix('.json').write_text(json.dumps(row))
+        grid = {'grid': (class_grid(outputs, labels) * 255).round().to(torch.uint8)}
+        atomic_write(path.with_suffix('.grid.pt'), lambda tmp: torch.save(grid, tmp))
+        write_text_atomic(path.with_suffix('.json'), json.dumps(row))          # last: the row exists only once both files do
         if show_progress:
             print(f"  {t.label} seed {t.seed}{'' if step is None else f' step {step}'} L={loops}: {fam.metric} {row[fam.metric]:.1f}, "
                   f"class-consistency {row['class_consistency']:.3f} (n = {row['n']}, {row['sample_seconds']:.0f} s)", flush=True)
@@ -179,9 +202,12 @@ def seed_runs(models: list[Trained], rows: list[list[dict]]) -> list[SeedRun]:
 
 def sample_grid(t: Trained, loops: int, seed: int = 0, sample_steps: int | None = None) -> torch.Tensor:
     "The cached grid (10 classes × up to 6 samples, [0, 1]) of an evaluation `evaluate_loops` has run."
-    path = _eval_path(t, loops, None, seed, sample_steps or t.recipe.sample_steps).with_suffix('.grid.pt')
+    path = _cached(_eval_path(t, loops, None, seed, sample_steps or t.recipe.sample_steps))[0].with_suffix('.grid.pt')
     if not path.exists(): raise FileNotFoundError(f"{path} missing: call evaluate_loops(t, [{loops}]) first")
-    return torch.load(path, weights_only=True)['grid'].float() / 255
+    try: return torch.load(path, weights_only=True)['grid'].float() / 255
+    except Exception as e:
+        raise RuntimeError(f"{path} is unreadable ({type(e).__name__}: {e}); call evaluate_loops(t, [{loops}]) again to "
+                           "recompute it") from e
 
 # %% ../../nbs/14_reproduce.ipynb #128890ee
 def mean_spread(values) -> tuple[float, float]:

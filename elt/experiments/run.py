@@ -10,8 +10,8 @@ from ..core import project_root
 from ..method.looped import WIDTHS
 
 # %% auto #0
-__all__ = ['PROFILES', 'EXPERIMENTS', 'NOTEBOOKS', 'WIDTHS_OF', 'RESULT_TABLES', 'experiment_plan', 'run_experiments', 'main',
-           'readme_markdown', 'write_readme', 'results_markdown']
+__all__ = ['PROFILES', 'EXPERIMENTS', 'NOTEBOOKS', 'WIDTHS_OF', 'RESULT_TABLES', 'experiment_plan', 'check_kernel',
+           'run_experiments', 'main', 'readme_markdown', 'write_readme', 'results_markdown']
 
 # %% ../../nbs/15_run.ipynb #3e6b875e
 def _reproduction(families: dict, video: dict, seeds: list, split: str, convergence: str = 'diffusion', ablations: str = 'maskgit',
@@ -81,6 +81,15 @@ def experiment_plan(profile: str, only: list[str] | None = None) -> list[tuple[s
     return [(n, {**prof['experiments'][n], 'out_dir': prof['out_dir']}) for n in names]
 
 # %% ../../nbs/15_run.ipynb #35888f7b
+def check_kernel(kernel: str) -> str:
+    "`kernel` if Jupyter knows a kernel of that name; else an error listing the kernels it knows."
+    from jupyter_client.kernelspec import KernelSpecManager
+    known = sorted(KernelSpecManager().find_kernel_specs())
+    if kernel not in known:
+        raise ValueError(f"no Jupyter kernel named {kernel!r}; the kernels here are {known}. `make setup` registers 'elt' "
+                         "for the project's .venv (python -m ipykernel install --sys-prefix --name elt).")
+    return kernel
+
 def run_experiments(profile: str = 'default', only: list[str] | None = None, kernel: str = 'elt') -> list[dict]:
     "Execute the experiment notebooks of `profile` with papermill; return one summary row per experiment."
     import logging, papermill as pm
@@ -88,15 +97,19 @@ def run_experiments(profile: str = 'default', only: list[str] | None = None, ker
     for noisy in ('traitlets', 'asyncio'): logging.getLogger(noisy).setLevel(logging.WARNING)
     root = project_root(); runs = root/'.scratch'/'runs'/profile; runs.mkdir(parents=True, exist_ok=True)
     plan, summary = experiment_plan(profile, only), []
+    check_kernel(kernel)
     for i, (name, params) in enumerate(plan, 1):
         print(f"[{i}/{len(plan)}] {name}  {json.dumps(params)}", flush=True)
         started = time.time(); executed = runs/f'{name}.ipynb'
         try:
             pm.execute_notebook(root/'nbs'/'experiments'/f'{NOTEBOOKS.get(name, name)}.ipynb', executed, parameters=params,
                                 kernel_name=kernel, cwd=str(root), progress_bar=False, log_output=True)
+        except pm.PapermillExecutionError as e:
+            raise RuntimeError(f"experiment {name!r} failed after {time.time()-started:.0f} s in cell {e.exec_count}: {e.ename}: "
+                               f"{e.evalue}\nThe executed notebook, with the error and every output before it, is {executed}") from e
         except Exception as e:
-            raise RuntimeError(f"experiment {name!r} failed after {time.time()-started:.0f} s; "
-                               f"the executed notebook with the error is {executed}") from e
+            raise RuntimeError(f"experiment {name!r} could not run ({type(e).__name__}: {e}) after {time.time()-started:.0f} s; "
+                               "the error came from papermill or the kernel, not from a cell") from e
         summary.append({'experiment': name, 'seconds': round(time.time() - started, 1), 'executed': str(executed.relative_to(root))})
     print('\nSummary (profile %r)' % profile)
     for row in summary: print(f"  {row['experiment']:<24} {row['seconds']:>8.1f} s   {row['executed']}")

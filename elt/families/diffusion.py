@@ -106,6 +106,8 @@ class DiT(nn.Module):
 # %% ../../nbs/08_diffusion.ipynb #b636db4f
 def log_snr(t: torch.Tensor, shift: float = 1.0) -> torch.Tensor:
     "Log-SNR of the (shifted) cosine schedule at t ∈ (0, 1)."
+    if isinstance(shift, bool) or not isinstance(shift, (int, float)) or not 0 < shift < math.inf:
+        raise ValueError(f"shift must be a finite number > 0 (1 is the plain cosine schedule; < 1 noisier, > 1 cleaner), got {shift!r}")
     return -2 * torch.log(torch.tan(math.pi / 2 * t)) + 2 * math.log(shift)
 
 def alpha_sigma(t: torch.Tensor, shift: float = 1.0):

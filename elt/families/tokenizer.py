@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from ..core import CheckpointError, config_key, data_dir, load_checkpoint, save_checkpoint
+from ..core import CheckpointError, code_hash, config_key, data_dir, load_checkpoint, save_checkpoint
 from ..data import fashion_mnist
 
 # %% auto #0
@@ -111,7 +111,8 @@ class PatchTokenizer(nn.Module):
 
 # %% ../../nbs/06_tokenizer.ipynb #dae77ee4
 def tokenizer_path(cfg: TokenizerConfig, cache_dir=None) -> Path:
-    return Path(cache_dir or data_dir()/'cache')/f'tokenizer-{config_key(cfg)}.pt'
+    "Where the tokenizer of `cfg` is cached: named by its configuration and by the hash of the code that fits it."
+    return Path(cache_dir or data_dir()/'cache')/f"tokenizer-{config_key(cfg)}-{code_hash('elt.families.tokenizer')[:8]}.pt"
 
 def get_tokenizer(cfg: TokenizerConfig | None = None, cache_dir=None, images: torch.Tensor | None = None, verbose=True) -> PatchTokenizer:
     "The tokenizer for `cfg`: loaded from the cache, or fitted on Fashion-MNIST train (or `images`) and cached."

@@ -13,7 +13,7 @@ from ..data import moving_fashion_mnist
 import torch.nn as nn
 from ..evaluation.metrics import evaluate_video
 from .maskgit import MaskGIT, MaskGITConfig, maskgit_flops, maskgit_sample, token_loss
-from .tokenizer import PatchTokenizer, TokenizerConfig, get_tokenizer, reconstruction_quality
+from .tokenizer import PatchTokenizer, TokenizerConfig, get_tokenizer, reconstruction_quality, tokenizer_path
 from ..method.family import Family
 
 # %% auto #0
@@ -53,7 +53,7 @@ def video_tokenizer(cfg: VideoConfig, verbose: bool = True) -> PatchTokenizer:
     "The per-frame patch tokenizer of `cfg`, fitted on training-clip frames (cached)."
     cache = data_dir()/'cache'/f'video-{config_key(cfg)}'
     frames = None
-    if not (cache/f'tokenizer-{config_key(cfg.tokenizer_config)}.pt').exists():
+    if not tokenizer_path(cfg.tokenizer_config, cache).exists():
         frames = cfg.clips(cfg.n_fit_clips, 'train', seed=cfg.seed + 1)[0].flatten(0, 1)
     return get_tokenizer(cfg.tokenizer_config, cache, images=frames, verbose=verbose)
 

@@ -4,12 +4,12 @@
 
 # %% ../../nbs/05_family.ipynb #bb819d28
 from __future__ import annotations
-import dataclasses, importlib
+import dataclasses, importlib, math, numbers
 from dataclasses import dataclass, field
 from typing import Callable
 import torch
 import torch.nn as nn
-from ..core import get_device
+from ..core import code_hash, get_device
 from .looped import check_loops
 from .train import TrainConfig, run_training
 
@@ -43,6 +43,14 @@ class Family:
         unknown = sorted(set(kw) - set(names))
         if unknown: raise ValueError(f"unknown {self.name} option(s) {unknown}; the {self.name} family accepts {names}")
         return self.options(**kw)
+
+    def training_code(self) -> str:
+        "Hash of the code that trains this family's models: its model, data, objective and options, and the shared trainer."
+        return code_hash(self.build, self.data, self.loss, self.options, 'elt.method.train', exclude=('elt.evaluation', 'elt.experiments'))
+
+    def sampling_code(self) -> str:
+        "Hash of the code that turns a trained model into scores: its sampler, decoder, compute count and metrics."
+        return code_hash(self.sample, self.decoder, self.flops, self.evaluate, exclude=('elt.experiments',))
 
 # %% ../../nbs/05_family.ipynb #a2ef2e47
 FAMILIES = {                                      # name -> module that defines FAMILY; one line per family
@@ -79,9 +87,10 @@ def as_labels(labels) -> torch.Tensor:
     return labels if isinstance(labels, torch.Tensor) else torch.as_tensor(labels, device='cpu')
 
 def check_classes(labels: torch.Tensor, n_classes: int) -> torch.Tensor:
-    "Validate class labels at a public entry: a 1-D integer tensor of ids in 0..n_classes-1."
+    "Validate class labels at a public entry: a non-empty 1-D integer tensor of ids in 0..n_classes-1."
     labels = as_labels(labels)
     if labels.dim() != 1: raise ValueError(f"labels must be a 1-D tensor of class ids, got shape {tuple(labels.shape)}")
+    if labels.numel() == 0: raise ValueError("labels is empty: pass one class id per sample to draw, e.g. torch.arange(10)")
     if labels.dtype.is_floating_point or labels.dtype == torch.bool:
         raise TypeError(f"labels must be integer class ids, got dtype {labels.dtype}")
     if labels.numel() and not 0 <= int(labels.min()) <= int(labels.max()) < n_classes:
@@ -96,7 +105,8 @@ def drop_labels(labels: torch.Tensor, p: float, null_class: int, generator: torc
 def check_sampling(steps: int, cfg_scale: float, loop_schedule, labels, n_classes: int, loops: int) -> list[int]:
     "Shared argument checks of the samplers; returns the loop count of every step."
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1: raise ValueError(f"steps must be an int ≥ 1, got {steps!r}")
-    if not cfg_scale >= 0: raise ValueError(f"cfg_scale must be ≥ 0, got {cfg_scale}")
+    if isinstance(cfg_scale, bool) or not isinstance(cfg_scale, numbers.Real) or not math.isfinite(cfg_scale) or cfg_scale < 0:
+        raise ValueError(f"cfg_scale must be a finite number ≥ 0 (0 turns guidance off), got {cfg_scale!r}")
     check_classes(labels, n_classes)
     if loop_schedule is None: return [check_loops(loops)[0]] * steps
     schedule = list(loop_schedule)
@@ -108,6 +118,9 @@ def prepare_sampling(labels, steps: int, cfg_scale: float, loop_schedule, loops:
                      generator: torch.Generator | None):
     "A sampler's entry, once: check its arguments; return the labels on the generator's device, every step's loop count, and that device."
     labels = as_labels(labels)
+    if loops is not None and loop_schedule is not None:
+        raise ValueError(f"pass loops (one count for every step) or loop_schedule (one count per step), not both: got loops={loops} "
+                         f"and loop_schedule={list(loop_schedule)}")
     schedule = check_sampling(steps, cfg_scale, loop_schedule, labels, n_classes, n_loops if loops is None else loops)
     device = generator.device if generator is not None else labels.device
     return labels.long().to(device), schedule, device
@@ -151,7 +164,7 @@ def train_family(family: str | Family, size: str, train_cfg: TrainConfig, mode: 
     "Train (or reload the finished run of) `family`'s model of body size `size`; returns `(model, decoder, result)`."
     fam = get_family(family); opts = as_options(fam, opts)
     model, result = run_training(fam.name, lambda: fam.build(size, opts), lambda ilsd_cfg: fam.loss(ilsd_cfg, opts), fam.data(opts),
-                                 train_cfg, mode, (opts,), run_dir, device, show_progress, **ilsd_kw)
+                                 train_cfg, mode, (opts,), run_dir, device, show_progress, code=fam.training_code(), **ilsd_kw)
     decoder = fam.decoder(opts)
     if decoder is not None: decoder.to(next(model.parameters()).device)
     return model.eval(), decoder, result

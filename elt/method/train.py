@@ -4,17 +4,18 @@
 
 # %% ../../nbs/04_train.ipynb #009d5737
 from __future__ import annotations
-import copy, dataclasses, json, math, os, sys, time
+import copy, dataclasses, json, math, numbers, os, sys, time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 import torch
 import torch.nn as nn
 from tqdm import tqdm
-from ..core import autocast, config_key, data_dir, get_device, load_checkpoint, save_checkpoint, seed_everything
+from ..core import (autocast, config_key, data_dir, get_device, load_checkpoint, note_stale, remove_stale_tmp, reuse_stale,
+                      save_checkpoint, seed_everything, write_text_atomic)
 
 # %% auto #0
-__all__ = ['TrainConfig', 'lr_at', 'TrainResult', 'train', 'run_dir_for', 'run_training']
+__all__ = ['TrainConfig', 'lr_at', 'TrainResult', 'read_log', 'train', 'run_dir_for', 'stale_run', 'run_training']
 
 # %% ../../nbs/04_train.ipynb #9548f823
 @dataclass
@@ -37,11 +38,20 @@ class TrainConfig:
     snapshot_every: int = 0        # also keep the weights every k steps (snap-<step>.pt), for convergence curves; 0 = off
 
     def __post_init__(self):
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.type == 'bool' and not isinstance(v, bool): raise TypeError(f"TrainConfig.{f.name} must be True or False, got {v!r}")
+            if f.type == 'int' and (isinstance(v, bool) or not isinstance(v, numbers.Integral)):
+                raise TypeError(f"TrainConfig.{f.name} counts something and must be an int, got {v!r} ({type(v).__name__})")
+            if f.type == 'float' and (isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v)):
+                raise TypeError(f"TrainConfig.{f.name} must be a finite number, got {v!r}")
         for name in ('steps', 'batch_size', 'ckpt_every', 'log_every'):
             if getattr(self, name) < 1: raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
-        if self.warmup < 0 or self.minutes < 0 or self.snapshot_every < 0:
-            raise ValueError("warmup, minutes and snapshot_every must be ≥ 0")
-        if not 0 <= self.ema < 1: raise ValueError(f"ema must be in [0, 1), got {self.ema}")
+        for name in ('warmup', 'minutes', 'snapshot_every', 'weight_decay', 'grad_clip'):
+            if getattr(self, name) < 0: raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
+        if not self.lr > 0: raise ValueError(f"lr must be > 0, got {self.lr}")
+        for name in ('beta1', 'beta2', 'ema'):
+            if not 0 <= getattr(self, name) < 1: raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
     "Linear warm-up to `lr` over `warmup` steps, then cosine decay to 0 at `steps`."
@@ -66,10 +76,22 @@ def _run_config(model, cfg: TrainConfig) -> dict:
     return {**{f'model.{k}': v for k, v in model_cfg.items()}, **{f'train.{k}': v for k, v in train_cfg.items()},
             'model.class': type(model).__name__}
 
+def read_log(path) -> list[dict]:
+    "The rows of a run's `log.jsonl`; a torn last line (the process was killed while appending it) is dropped."
+    path, rows = Path(path), []
+    lines = path.read_text().splitlines() if path.exists() else []
+    for i, line in enumerate(lines):
+        if not line.strip(): continue
+        try: rows.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            if i == len(lines) - 1:
+                print(f"{path}: dropping a torn last line (the run was killed while writing it): {line[:60]!r}", file=sys.stderr); break
+            raise ValueError(f"{path} line {i + 1} is not JSON ({e}); it is not the last line, so the log was edited or damaged: "
+                             f"delete the line (or the log) and resume") from e
+    return rows
+
 def _truncate_log(path: Path, step: int):
-    if not path.exists(): return
-    keep = [l for l in path.read_text().splitlines() if l.strip() and json.loads(l)['step'] <= step]
-    path.write_text(''.join(l + '\n' for l in keep))
+    if path.exists(): write_text_atomic(path, ''.join(json.dumps(r) + '\n' for r in read_log(path) if r['step'] <= step))
 
 def _scalar(v):
     return round(v.item(), 6) if isinstance(v, torch.Tensor) else v
@@ -79,6 +101,9 @@ def train(model: nn.Module, loss_fn: Callable, data: tuple[torch.Tensor, ...], c
           device=None, show_progress: bool = True, interrupt_after: int | None = None) -> TrainResult:
     "Train `model` on the tensors `data` with `loss_fn`; checkpoint to and resume from `run_dir` when given."
     device = get_device(device); model.to(device)
+    if not data or len(data[0]) == 0:
+        raise ValueError("the training data is empty (0 examples): pass at least one example per tensor; "
+                         "check the data loader or the filter that produced it")
     n = len(data[0])
     if any(len(t) != n for t in data): raise ValueError(f"all data tensors must have the same length, got {[len(t) for t in data]}")
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
@@ -87,7 +112,9 @@ def train(model: nn.Module, loss_fn: Callable, data: tuple[torch.Tensor, ...], c
     step, prior, run_cfg = 0, 0.0, _run_config(model, cfg)
     ckpt = Path(run_dir)/'last.pt' if run_dir else None
     log_path = Path(run_dir)/'log.jsonl' if run_dir else None
-    if run_dir: Path(run_dir).mkdir(parents=True, exist_ok=True)
+    if run_dir:
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+        for f in remove_stale_tmp(run_dir): print(f"removed {f}, left by a killed checkpoint write", file=sys.stderr)
     if ckpt and ckpt.exists():
         state = load_checkpoint(ckpt, run_cfg, model, map_location='cpu')         # weights land on the model's device;
         opt.load_state_dict(state['optimizer'])                                     # optimiser state follows the parameters
@@ -137,21 +164,34 @@ def train(model: nn.Module, loss_fn: Callable, data: tuple[torch.Tensor, ...], c
                        step >= cfg.steps, Path(run_dir) if run_dir else None, ema)
 
 # %% ../../nbs/04_train.ipynb #93a95e6c
-def run_dir_for(kind: str, *cfgs) -> Path:
-    "`data/runs/<kind>-<hash of the configs>` (`$ELT_RUNS` replaces `data/runs`, e.g. for tests)."
+def run_dir_for(kind: str, *cfgs, code: str = '') -> Path:
+    "`data/runs/<kind>-<hash of the configs>[-<code hash>]` (`$ELT_RUNS` replaces `data/runs`, e.g. for tests)."
     merged = {f'{i}.{k}': v for i, c in enumerate(cfgs) for k, v in dataclasses.asdict(c).items() if k != 'minutes'}
-    return Path(os.environ.get('ELT_RUNS') or data_dir()/'runs')/f'{kind}-{config_key(merged)}'
+    return Path(os.environ.get('ELT_RUNS') or data_dir()/'runs')/f"{kind}-{config_key(merged)}{f'-{code}' if code else ''}"
+
+def _finished(run_dir: Path, steps: int) -> bool:
+    try: return int(load_checkpoint(run_dir/'last.pt')['step']) >= steps
+    except Exception: return False
+
+def stale_run(run_dir: Path, steps: int) -> Path | None:
+    "A finished run with the same configuration as `run_dir` but made by other code (another code-hash suffix), if any."
+    prefix = run_dir.name.rsplit('-', 1)[0]
+    others = [p for p in sorted(run_dir.parent.glob(f'{prefix}-*')) if p != run_dir and p.name.rsplit('-', 1)[0] == prefix]
+    return next((p for p in others if _finished(p, steps)), None)
 
 # %% ../../nbs/04_train.ipynb #2f1ffdec
 from .ilsd import ILSDConfig
 
 def run_training(kind: str, build: Callable[[], nn.Module], make_loss: Callable, data, train_cfg: TrainConfig, mode: str = 'ilsd',
-                 extra_cfgs: tuple = (), run_dir=None, device=None, show_progress: bool = True, **ilsd_kw):
-    "Train `build()` with `make_loss(ilsd_cfg)` on `data`; cached under `data/runs/`. Returns `(model, result)`."
+                 extra_cfgs: tuple = (), run_dir=None, device=None, show_progress: bool = True, code: str = '', **ilsd_kw):
+    "Train `build()` with `make_loss(ilsd_cfg)` on `data`; cached under `data/runs/` by configuration and `code`. Returns `(model, result)`."
     seed_everything(train_cfg.seed); model = build()
     if model.cfg.n_loops == 1: mode = 'vanilla'
     ilsd_cfg = ILSDConfig(loops_max=model.cfg.n_loops, mode=mode, **ilsd_kw)
-    run_dir = run_dir or run_dir_for(kind, model.cfg, train_cfg, ilsd_cfg, *extra_cfgs)
+    if run_dir is None:
+        run_dir = run_dir_for(kind, model.cfg, train_cfg, ilsd_cfg, *extra_cfgs, code=code)
+        if code and reuse_stale() and not _finished(run_dir, train_cfg.steps) and (old := stale_run(run_dir, train_cfg.steps)):
+            note_stale('model', old, old.name.rsplit('-', 1)[1], code); run_dir = old
     result = train(model, make_loss(ilsd_cfg), data, train_cfg, run_dir, device, show_progress)
     if result.ema is not None: model.load_state_dict(result.ema)
     return model, result
