@@ -4,7 +4,7 @@
 
 # %% ../../nbs/14_reproduce.ipynb #65a747e8
 from __future__ import annotations
-import dataclasses, json, statistics, sys, time
+import dataclasses, json, math, statistics, sys, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -19,8 +19,9 @@ from ..method.looped import WIDTHS, n_params
 from ..method.train import TrainConfig
 
 # %% auto #0
-__all__ = ['Recipe', 'Trained', 'train_model', 'evaluate_loops', 'seed_runs', 'sample_grid', 'mean_spread', 'fmt', 'by_loops',
-           'seed_band', 'loops_curves']
+__all__ = ['REPRODUCED', 'INCONCLUSIVE', 'NOT_REPRODUCED', 'Recipe', 'Trained', 'train_model', 'evaluate_loops', 'seed_runs',
+           'sample_grid', 'mean_std', 'fmt', 'noise_band', 'lower', 'within', 'combine', 'by_loops', 'seed_band',
+           'loops_curves']
 
 # %% ../../nbs/14_reproduce.ipynb #efa6edc7
 _SIZE_FIELDS = ('width', 'depth')
@@ -210,16 +211,48 @@ def sample_grid(t: Trained, loops: int, seed: int = 0, sample_steps: int | None 
                            "recompute it") from e
 
 # %% ../../nbs/14_reproduce.ipynb #128890ee
-def mean_spread(values) -> tuple[float, float]:
-    "Mean and half-range of `values`."
+REPRODUCED, INCONCLUSIVE, NOT_REPRODUCED = 'reproduced', 'inconclusive', 'not reproduced'
+
+def _floats(values) -> list[float]:
     values = [float(v) for v in values]
     if not values: raise ValueError("no values")
-    return statistics.fmean(values), (max(values) - min(values)) / 2
+    return values
+
+def mean_std(values) -> tuple[float, float]:
+    "Mean and sample standard deviation of `values` (0 for a single value)."
+    values = _floats(values)
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 def fmt(values, digits: int = 1) -> str:
-    "`mean ± half-range (n seeds)`."
-    m, s = mean_spread(values)
+    "`mean ± std (n seeds)`."
+    m, s = mean_std(values)
     return f"{m:.{digits}f} ± {s:.{digits}f}" + (f" ({len(values)} seeds)" if len(values) > 1 else ' (1 seed)')
+
+def noise_band(a, b, k: float = 2.0) -> float | None:
+    "`k` standard errors of the difference of the means of two seed samples; None with fewer than 2 seeds on a side."
+    a, b = _floats(a), _floats(b)
+    if min(len(a), len(b)) < 2: return None
+    return k * math.sqrt(statistics.variance(a) / len(a) + statistics.variance(b) / len(b))
+
+def lower(a, b, k: float = 2.0) -> str:
+    "The verdict on the claim 'A is lower than B' (e.g. a FID), by the rule above."
+    band = noise_band(a, b, k)
+    if band is None: return INCONCLUSIVE
+    d = mean_std(a)[0] - mean_std(b)[0]
+    return REPRODUCED if d < -band else NOT_REPRODUCED if d > band else INCONCLUSIVE
+
+def within(a, b, tolerance: float, k: float = 2.0) -> str:
+    "The verdict on the claim 'A is at most (1 + tolerance)·B' (parity of a lower-is-better metric), by the rule above."
+    band = noise_band(a, b, k)
+    if band is None: return INCONCLUSIVE
+    d, margin = mean_std(a)[0] - mean_std(b)[0], tolerance * abs(mean_std(b)[0])
+    return REPRODUCED if d + band <= margin else NOT_REPRODUCED if d - band > margin else INCONCLUSIVE
+
+def combine(verdicts) -> str:
+    "Every check reproduced → reproduced; any not reproduced → not reproduced; else inconclusive."
+    verdicts = list(verdicts)
+    if not verdicts: raise ValueError("no verdicts to combine")
+    return REPRODUCED if all(v == REPRODUCED for v in verdicts) else NOT_REPRODUCED if NOT_REPRODUCED in verdicts else INCONCLUSIVE
 
 def by_loops(rows_per_seed: list[list[dict]], metric: str) -> dict[int, list[float]]:
     "{loops: [metric of each seed]} from one list of rows per seed."
@@ -230,9 +263,10 @@ def by_loops(rows_per_seed: list[list[dict]], metric: str) -> dict[int, list[flo
 
 # %% ../../nbs/14_reproduce.ipynb #f69a5552
 def seed_band(ax, x, values: list[list[float]], label: str, style: str = 'o-', **kw):
-    "Plot the mean over seeds of `values` (one list of per-seed values per x) with a band spanning the seeds; returns the line."
-    line, = ax.plot(x, [mean_spread(v)[0] for v in values], style, ms=3, label=f'{label} ({len(values[0])} seed{"s" if len(values[0]) > 1 else ""})', **kw)
-    if len(values[0]) > 1: ax.fill_between(x, [min(v) for v in values], [max(v) for v in values], color=line.get_color(), alpha=0.2)
+    "Plot the mean over seeds of `values` (one list of per-seed values per x) with a ± std band; returns the line."
+    line, = ax.plot(x, [mean_std(v)[0] for v in values], style, ms=3, label=f'{label} ({len(values[0])} seed{"s" if len(values[0]) > 1 else ""})', **kw)
+    if len(values[0]) > 1:
+        ax.fill_between(x, [m - sd for m, sd in map(mean_std, values)], [m + sd for m, sd in map(mean_std, values)], color=line.get_color(), alpha=0.2)
     return line
 
 def loops_curves(ax, groups: dict[str, list[list[dict]]], metric: str, loops_max: int | None = None, reference: dict | None = None):
@@ -242,7 +276,7 @@ def loops_curves(ax, groups: dict[str, list[list[dict]]], metric: str, loops_max
         seed_band(ax, L, [d[l] for l in L], label)
     for label, per_seed in (reference or {}).items():
         vals = [rows[0][metric] for rows in per_seed]
-        m, s = mean_spread(vals)
+        m, s = mean_std(vals)
         ax.axhline(m, color='grey', ls='--', lw=1, label=f'{label} ({len(vals)} seeds)')
         ax.axhspan(m - s, m + s, color='grey', alpha=0.15)
     if loops_max: ax.axvline(loops_max, color='k', lw=0.6, ls=':', label='trained L_max')

@@ -10,9 +10,9 @@ from pathlib import Path
 from ..core import output_dir
 
 # %% auto #0
-__all__ = ['SCHEMAS', 'SeedRun', 'Anytime', 'SplitScores', 'IsoCompute', 'Pareto', 'Curve', 'Convergence', 'Variant', 'Ablations',
-           'UpdateNorms', 'ExtraCurve', 'Extrapolation', 'Video', 'Claim', 'Claims', 'Throughput', 'ResultsError',
-           'schema_of', 'load_record', 'load_results']
+__all__ = ['VERDICTS', 'SCHEMAS', 'SeedRun', 'Anytime', 'SplitScores', 'IsoCompute', 'Pareto', 'Curve', 'Convergence', 'Variant',
+           'Ablations', 'UpdateNorms', 'ExtraCurve', 'Extrapolation', 'Video', 'Claim', 'Claims', 'Throughput',
+           'ResultsError', 'schema_of', 'load_record', 'load_results']
 
 # %% ../../nbs/13_results.ipynb #4acb876f
 @dataclass
@@ -172,9 +172,15 @@ class Claim:
     claim: str
     paper: str
     measured: str
-    verdict: str                                # 'reproduced' | 'partly' | 'not reproduced'
+    verdict: str                                # 'reproduced' | 'inconclusive' | 'not reproduced'
     sources: str
     scope: str = 'paper'                        # 'paper' | 'beyond the paper'
+
+    def __post_init__(self):
+        if self.verdict not in VERDICTS:
+            raise ResultsError(f"claim {self.claim!r}: verdict {self.verdict!r} is not one of {VERDICTS}; rerun the claims notebook")
+
+VERDICTS = ('reproduced', 'inconclusive', 'not reproduced')
 
 @dataclass
 class Claims:

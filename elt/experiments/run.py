@@ -172,7 +172,7 @@ def _anytime_table(r) -> str:
     return ('\n'.join(lines) + f"\n\n{uni}: {r.metric} {fmt(r.values(uni, 1))}, class-consistency "
             f"{fmt(r.values(uni, 1, 'class_consistency'), 3)}. Width {WIDTHS_OF.get(rc['width'], rc['width'])}, {rc['steps']} training steps at "
             f"batch {rc['batch_size']}; n = {rc['n_samples']} samples per entry, {rc['sample_steps']} sampling steps, CFG {rc['cfg_scale']}; "
-            f"mean ± half-range over training seeds {r.seeds}" + ('' if r.in_paper else ' (a family the paper did not try: beyond the paper)'))
+            f"mean ± std over training seeds {r.seeds}" + ('' if r.in_paper else ' (a family the paper did not try: beyond the paper)'))
 
 def _claims_table(r) -> str:
     lines = ['| claim | paper | measured here | verdict |', '|---|---|---|---|']
