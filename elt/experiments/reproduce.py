@@ -4,7 +4,7 @@
 
 # %% ../../nbs/14_reproduce.ipynb #65a747e8
 from __future__ import annotations
-import dataclasses, json, math, statistics, sys, time
+import argparse, dataclasses, json, math, os, statistics, sys, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -19,9 +19,9 @@ from ..method.looped import WIDTHS, n_params
 from ..method.train import TrainConfig
 
 # %% auto #0
-__all__ = ['REPRODUCED', 'INCONCLUSIVE', 'NOT_REPRODUCED', 'Recipe', 'Trained', 'train_model', 'evaluate_loops', 'seed_runs',
-           'sample_grid', 'mean_std', 'fmt', 'noise_band', 'lower', 'within', 'combine', 'by_loops', 'seed_band',
-           'loops_curves']
+__all__ = ['REPRODUCED', 'INCONCLUSIVE', 'NOT_REPRODUCED', 'Recipe', 'Trained', 'train_model', 'train_models', 'main',
+           'evaluate_loops', 'seed_runs', 'sample_grid', 'mean_std', 'fmt', 'noise_band', 'lower', 'within', 'combine',
+           'by_loops', 'seed_band', 'loops_curves']
 
 # %% ../../nbs/14_reproduce.ipynb #efa6edc7
 _SIZE_FIELDS = ('width', 'depth')
@@ -137,6 +137,50 @@ def train_model(recipe: Recipe, split: str, mode: str = 'ilsd', seed: int = 0, s
     model, decoder, res = train_family(recipe.family, size, recipe.train_config(seed), mode, recipe.opts, device=device,
                                        show_progress=show_progress, **ilsd_kw)
     return Trained(recipe, split, mode, seed, model, res.run_dir, res.train_seconds, res.step, dict(ilsd_kw), decoder)
+
+def _job(recipe: Recipe, split: str, mode: str = 'ilsd', seed: int = 0, ilsd_kw: dict | None = None) -> tuple:
+    "A training job in normal form (a unique-depth split is vanilla, with nothing to distil)."
+    return (recipe, split, 'vanilla', seed, {}) if split.endswith('x1') else (recipe, split, mode, seed, dict(ilsd_kw or {}))
+
+def _train_job(recipe: dict, split: str, mode: str, seed: int, ilsd_kw: dict, threads: int) -> str:
+    torch.set_num_threads(threads)
+    return str(train_model(Recipe(**recipe), split, mode, seed, show_progress=False, **ilsd_kw).run_dir)
+
+def train_models(jobs: list[tuple], workers: int | None = None) -> list[Trained]:
+    """`train_model` for each `(recipe, split, mode, seed[, ilsd_kw])` of `jobs`, in order. With `workers` > 1 (default
+    `$ELT_WORKERS`, else 1) the runs first train in that many processes at once — a `concurrent.futures` process pool;
+    on one GPU they share it — and are then loaded from the cache. Families must be importable by name (the registry's)."""
+    jobs = [_job(*j) for j in jobs]
+    workers = int(os.environ.get('ELT_WORKERS') or 1) if workers is None else workers
+    unique = list({json.dumps([dataclasses.asdict(r), split, mode, seed, kw], sort_keys=True): (r, split, mode, seed, kw)
+                   for r, split, mode, seed, kw in jobs}.values())       # a model asked for twice trains once
+    if workers > 1 and len(unique) > 1:
+        import concurrent.futures as cf, multiprocessing as mp
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        with cf.ProcessPoolExecutor(min(workers, len(unique)), mp_context=mp.get_context('spawn')) as pool:
+            futures = {pool.submit(_train_job, dataclasses.asdict(r), split, mode, seed, kw, threads): (r.family, split, mode, seed)
+                       for r, split, mode, seed, kw in unique}
+            for i, f in enumerate(cf.as_completed(futures), 1):
+                f.result()                                                        # the first failure stops the experiment
+                print(f"[{i}/{len(futures)} trained on {workers} workers] {' '.join(map(str, futures[f]))}", flush=True)
+    return [train_model(r, split, mode, seed, **kw) for r, split, mode, seed, kw in jobs]
+
+def main(argv=None):
+    "Train one model of the zoo from the command line; `torchrun --nproc_per_node K -m elt.experiments.reproduce …` trains it on K processes."
+    ap = argparse.ArgumentParser(description='Train (or reload) one model of the ELT zoo; the run is cached under data/runs/.')
+    ap.add_argument('--family', required=True, choices=family_names())
+    ap.add_argument('--split', default='2x4', help="N×L of the looped body, e.g. 2x4 (N·L = the recipe's depth); 8x1 is unique depth")
+    ap.add_argument('--mode', default='ilsd', choices=['ilsd', 'vanilla'])
+    ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--recipe', default='{}', help='JSON: Recipe fields and the family\'s options, e.g. \'{"width": "S", "depth": 8, "steps": 500}\'')
+    args = ap.parse_args(argv)
+    try: params = json.loads(args.recipe)
+    except json.JSONDecodeError as e: ap.error(f"--recipe must be a JSON object ({e})")
+    lead = int(os.environ.get('RANK', '0')) == 0
+    t = train_model(Recipe.of(args.family, params), args.split, args.mode, args.seed, show_progress=lead)
+    if lead: print(json.dumps({'run_dir': str(t.run_dir), 'steps': t.steps, 'train_seconds': round(t.train_seconds, 1)}), flush=True)
+
+if __name__ == '__main__' and not hasattr(sys, 'ps1') and 'ipykernel' not in sys.modules: main()
 
 # %% ../../nbs/14_reproduce.ipynb #4f02c050
 def _eval_path(t: Trained, loops: int, step: int | None, seed: int, sample_steps: int, code: str | None = None) -> Path:

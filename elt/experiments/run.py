@@ -4,7 +4,7 @@
 
 # %% ../../nbs/15_run.ipynb #32bb5402
 from __future__ import annotations
-import argparse, json, sys, time
+import argparse, json, os, sys, time
 from pathlib import Path
 from ..core import project_root
 from ..method.looped import WIDTHS
@@ -19,11 +19,11 @@ def _reproduction(families: dict, video: dict, seeds: list, split: str, converge
     "The E1–E7 and video experiments of one profile: every notebook gets the same family recipes, so each model is trained once."
     return {
         **{f'{fam}_anytime': dict(family=fam, recipe=r, split=split, seeds=seeds, extra_loops=2) for fam, r in families.items()},
-        'iso_compute': dict(recipes=families, seeds=seeds, pareto_loops=sizes.get('pareto_loops', 3)),
+        'iso_compute': dict(recipes=families, seeds=seeds, pareto_loops=sizes.get('pareto_loops', 3), splits=sizes.get('iso_splits', [])),
         'convergence': dict(family=convergence, recipe=families[convergence], split=split, seeds=seeds),
         'ilsd_ablations': dict(family=ablations, recipe=families[ablations], split=split, seeds=seeds[:1], extra_loops=1),
         'update_norms': dict(family=norms, recipe=families[norms], split=split, seed=seeds[0], n=sizes.get('norm_samples', 200), extra_loops=2),
-        'extrapolation': dict(recipes={f: families[f] for f in extrapolate}, split=split, seeds=seeds, extra_loops=4),
+        'extrapolation': dict(recipes={f: families[f] for f in extrapolate}, split=split, seeds=seeds, extra_loops=sizes.get('extrapolate_loops', 4)),
         'video': video,
         'claims': dict(families=list(families)),
     }
@@ -35,31 +35,31 @@ PROFILES = {
         **_reproduction(families={'maskgit': _SMOKE, 'diffusion': dict(_SMOKE, snapshot_every=10), 'flow': _SMOKE}, video={}, seeds=[0], split='2x2'),
         'throughput': {},
     }},
-    'default': {'out_dir': 'figures', 'experiments': {
+    'default': {'out_dir': 'figures', 'workers': 1, 'experiments': {
         'data_overview': dict(n_per_class=10, n_frames=8),
         **_reproduction(families={
-                            'maskgit': dict(width='S', depth=8, patch=7, steps=800, batch_size=32, n_samples=500, sample_steps=8),
-                            'diffusion': dict(width='S', depth=8, steps=500, batch_size=32, n_samples=400, sample_steps=10, snapshot_every=125),
-                            'flow': dict(width='S', depth=8, steps=500, batch_size=32, n_samples=400, sample_steps=10),
+                            'maskgit': dict(width='S', depth=8, patch=7, steps=800, batch_size=32, n_samples=500, sample_steps=8, cfg_scale=2.0),
+                            'diffusion': dict(width='S', depth=8, steps=720, batch_size=32, lr=2e-3, n_samples=300, sample_steps=10,
+                                              cfg_scale=2.0, snapshot_every=240),
+                            'flow': dict(width='S', depth=8, steps=500, batch_size=32, lr=2e-3, n_samples=300, sample_steps=10, cfg_scale=2.0),
                         },
                         video=dict(recipe=dict(width='S', steps=1200, batch_size=32, lr=3e-3, n_samples=300, depth=8, patch=16,
-                                               n_codes=512, n_train_clips=20000),
+                                               n_codes=512, n_train_clips=20000, cfg_scale=2.0),
                                    split='2x4', seeds=[0, 1], decode_steps=[12, 24], extra_loops=2),
-                        seeds=[0, 1], split='2x4'),
+                        seeds=[0, 1], split='2x4', iso_splits=['8x1', '2x4', '1x8'], extrapolate_loops=2),
         'throughput': dict(widths=[128, 512, 1024], batches=[1, 8, 64], dtypes=['fp32', 'bf16'], repeats=5, train_width=256,
                            sample_widths=[128, 512], sample_steps=8),
     }},
-    'full': {'out_dir': 'figures/full', 'experiments': {
+    'gpu': {'out_dir': 'figures/gpu', 'workers': 6, 'experiments': {
         'data_overview': dict(n_per_class=16, n_frames=12),
         **_reproduction(families={
-                            'maskgit': dict(width='B', depth=8, patch=4, steps=20000, batch_size=256, n_samples=5000, sample_steps=24, lr=5e-4),
-                            'diffusion': dict(width='B', depth=8, steps=20000, batch_size=256, n_samples=5000, sample_steps=50, cfg_scale=1.5,
-                                              lr=5e-4, snapshot_every=2500),
-                            'flow': dict(width='B', depth=8, steps=20000, batch_size=256, n_samples=5000, sample_steps=25, method='heun',
-                                         cfg_scale=1.5, lr=5e-4),
+                            'maskgit': dict(width='B', depth=8, patch=4, steps=3000, batch_size=256, n_samples=2000, sample_steps=12, cfg_scale=2.0),
+                            'diffusion': dict(width='B', depth=8, steps=3000, batch_size=256, n_samples=2000, sample_steps=20, cfg_scale=2.0,
+                                              snapshot_every=750),
+                            'flow': dict(width='B', depth=8, steps=3000, batch_size=256, n_samples=2000, sample_steps=20, cfg_scale=2.0),
                         },
-                        video=dict(recipe=dict(width='B', steps=20000, batch_size=128, n_samples=2000, depth=8, patch=8, n_codes=512,
-                                               n_train_clips=60000),
+                        video=dict(recipe=dict(width='B', steps=3000, batch_size=128, n_samples=1000, depth=8, patch=8, n_codes=512,
+                                               n_train_clips=40000, cfg_scale=2.0),
                                    split='2x4', seeds=[0, 1, 2], decode_steps=[12, 24], extra_loops=2),
                         seeds=[0, 1, 2], split='2x4', pareto_loops=4, norm_samples=1000),
         'throughput': dict(widths=[128, 256, 512, 1024, 2048], batches=[1, 8, 64], dtypes=['fp32', 'bf16'], repeats=7,
@@ -98,6 +98,7 @@ def run_experiments(profile: str = 'default', only: list[str] | None = None, ker
     root = project_root(); runs = root/'.scratch'/'runs'/profile; runs.mkdir(parents=True, exist_ok=True)
     plan, summary = experiment_plan(profile, only), []
     check_kernel(kernel)
+    os.environ['ELT_WORKERS'] = str(PROFILES[profile].get('workers', 1))      # read by train_models in the notebooks' kernels
     for i, (name, params) in enumerate(plan, 1):
         print(f"[{i}/{len(plan)}] {name}  {json.dumps(params)}", flush=True)
         started = time.time(); executed = runs/f'{name}.ipynb'

@@ -96,11 +96,41 @@ def _truncate_log(path: Path, step: int):
 def _scalar(v):
     return round(v.item(), 6) if isinstance(v, torch.Tensor) else v
 
+def _distributed(device: torch.device) -> tuple[int, int, torch.device]:
+    "(rank, world size, device) of this process; joins torchrun's process group (gloo on the CPU, nccl on CUDA) when launched by it."
+    import torch.distributed as dist
+    if int(os.environ.get('WORLD_SIZE', '1')) > 1 and dist.is_available() and not dist.is_initialized():
+        if device.type == 'cuda':
+            device = torch.device('cuda', int(os.environ.get('LOCAL_RANK', '0'))); torch.cuda.set_device(device)
+        dist.init_process_group('nccl' if device.type == 'cuda' else 'gloo')
+    if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size(), device
+    return 0, 1, device
+
+class _DDP(nn.parallel.DistributedDataParallel):
+    "DistributedDataParallel that lets a loss function read the wrapped model's attributes (`cfg`, `null_class`, …)."
+    def __getattr__(self, name):
+        try: return super().__getattr__(name)
+        except AttributeError:
+            if name == 'module': raise
+            return getattr(self.module, name)
+
+def _mean_over_ranks(logs: dict, world: int) -> dict:
+    if world == 1: return logs
+    import torch.distributed as dist
+    out = {}
+    for k, v in logs.items():
+        if isinstance(v, torch.Tensor) and v.numel() == 1:
+            v = v.detach().float().clone(); dist.all_reduce(v); v /= world
+        out[k] = v
+    return out
+
 # %% ../../nbs/04_train.ipynb #b796c98e
 def train(model: nn.Module, loss_fn: Callable, data: tuple[torch.Tensor, ...], cfg: TrainConfig, run_dir=None,
           device=None, show_progress: bool = True, interrupt_after: int | None = None) -> TrainResult:
     "Train `model` on the tensors `data` with `loss_fn`; checkpoint to and resume from `run_dir` when given."
-    device = get_device(device); model.to(device)
+    rank, world, device = _distributed(get_device(device)); model.to(device)
+    if cfg.batch_size % world:
+        raise ValueError(f"batch_size {cfg.batch_size} does not split evenly over {world} processes: use a multiple of {world}")
     if not data or len(data[0]) == 0:
         raise ValueError("the training data is empty (0 examples): pass at least one example per tensor; "
                          "check the data loader or the filter that produced it")
@@ -114,29 +144,34 @@ def train(model: nn.Module, loss_fn: Callable, data: tuple[torch.Tensor, ...], c
     log_path = Path(run_dir)/'log.jsonl' if run_dir else None
     if run_dir:
         Path(run_dir).mkdir(parents=True, exist_ok=True)
-        for f in remove_stale_tmp(run_dir): print(f"removed {f}, left by a killed checkpoint write", file=sys.stderr)
+        if rank == 0:
+            for f in remove_stale_tmp(run_dir): print(f"removed {f}, left by a killed checkpoint write", file=sys.stderr)
+    if rank > 0: log_path = None
     if ckpt and ckpt.exists():
         state = load_checkpoint(ckpt, run_cfg, model, map_location='cpu')         # weights land on the model's device;
         opt.load_state_dict(state['optimizer'])                                     # optimiser state follows the parameters
         g.set_state(state['generator']); step = int(state['step'])                  # the run's generator lives on the CPU
         prior = float(state.get('train_seconds', 0.0))
         if ema is not None: ema = {k: v.to(device) for k, v in state['ema'].items()}
-        _truncate_log(log_path, step)
+        if rank == 0: _truncate_log(log_path, step)
+    net = _DDP(model, device_ids=[device.index] if device.type == 'cuda' else None) if world > 1 else model
+    local = cfg.batch_size // world
     def save():
         extra = {'ema': ema} if ema is not None else {}
         save_checkpoint(ckpt, model, run_cfg, optimizer=opt.state_dict(), generator=g.get_state(), step=step,
                         train_seconds=prior + time.time() - started, **extra)
     started, start_step = time.time(), step
-    bar = tqdm(total=cfg.steps, initial=step, disable=not show_progress or step >= cfg.steps, file=sys.stderr,
+    bar = tqdm(total=cfg.steps, initial=step, disable=not show_progress or step >= cfg.steps or rank > 0, file=sys.stderr,
                mininterval=2.0, unit='step', dynamic_ncols=True)
     model.train()
     while step < cfg.steps:
         t0 = time.time()
         for group in opt.param_groups: group['lr'] = lr_at(cfg, step)
-        idx = torch.randint(n, (cfg.batch_size,), generator=g, device=g.device)
+        idx = torch.randint(n, (cfg.batch_size,), generator=g, device=g.device)[rank * local:(rank + 1) * local]
         batch = tuple(t[idx].to(device) for t in data)
+        draws = g if world == 1 else torch.Generator().manual_seed(hash((cfg.seed, step, rank)) % 2**63)
         with autocast(device, cfg.bf16):
-            loss, logs = loss_fn(model, batch, step / cfg.steps, g)
+            loss, logs = loss_fn(net, batch, step / cfg.steps, draws)
         if not torch.isfinite(loss): raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower the learning rate")
         opt.zero_grad(set_to_none=True); loss.backward()
         if cfg.grad_clip: nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -147,19 +182,23 @@ def train(model: nn.Module, loss_fn: Callable, data: tuple[torch.Tensor, ...], c
         bar.update(1)
         if step % cfg.log_every == 0 or step == cfg.steps:
             bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+            logs = _mean_over_ranks(logs, world)
             if log_path:
                 row = {'step': step, 'lr': lr_at(cfg, step - 1), 'step_time_s': round(time.time() - t0, 4),
                        **{k: _scalar(v) for k, v in logs.items()}}
                 with open(log_path, 'a') as f: f.write(json.dumps(row) + '\n')
         if interrupt_after is not None and step - start_step >= interrupt_after: break     # a simulated kill: no save
-        out_of_time = cfg.minutes and time.time() - started > 60 * cfg.minutes
-        if ckpt and (step % cfg.ckpt_every == 0 or step == cfg.steps or out_of_time): save()
-        if ckpt and cfg.snapshot_every and step % cfg.snapshot_every == 0:
+        out_of_time = bool(cfg.minutes and time.time() - started > 60 * cfg.minutes)
+        if cfg.minutes and world > 1:                                   # rank 0's clock decides for every rank
+            flag = torch.tensor([float(out_of_time)]); torch.distributed.broadcast(flag, 0); out_of_time = bool(flag.item())
+        if ckpt and rank == 0 and (step % cfg.ckpt_every == 0 or step == cfg.steps or out_of_time): save()
+        if ckpt and rank == 0 and cfg.snapshot_every and step % cfg.snapshot_every == 0:
             save_checkpoint(ckpt.parent/f'snap-{step:06d}.pt', model, run_cfg, step=step, **({'ema': ema} if ema is not None else {}))
         if out_of_time:
             print(f"stopping at step {step}/{cfg.steps}: the {cfg.minutes}-minute budget is spent; run again to resume", file=sys.stderr)
             break
     bar.close(); model.eval()
+    if world > 1: torch.distributed.barrier()                           # every rank returns once rank 0 has saved
     return TrainResult(step, time.time() - started, prior + time.time() - started if step > start_step else prior,
                        step >= cfg.steps, Path(run_dir) if run_dir else None, ema)
 
