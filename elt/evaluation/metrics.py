@@ -13,6 +13,7 @@ import torch_fidelity
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 from ..core import code_hash, data_dir, get_device, seed_everything, sha256_file
+from ..method.family import check_classes
 from ..data import fashion_mnist
 
 # %% auto #0
@@ -122,13 +123,10 @@ MIN_SAMPLES = 10
 IS_PER_SPLIT = 50            # IS is estimated over splits; a split of fewer images has no class marginal to speak of (n = 10 gave IS 1.000)
 
 def check_labels(labels, n: int, n_classes: int = 10) -> torch.Tensor:
-    "Conditioning labels of `n` samples: integer class ids in 0..n_classes-1, one per sample."
-    labels = torch.as_tensor(labels)
+    "Conditioning labels of `n` samples: the samplers' check (`check_classes`: integer ids in 0..n_classes-1), one per sample."
+    labels = check_classes(torch.as_tensor(labels), n_classes)
     if labels.shape != (n,): raise ValueError(f"labels must have shape ({n},), one class id per sample, got {tuple(labels.shape)}")
-    if labels.dtype.is_floating_point or labels.dtype == torch.bool: raise TypeError(f"labels must be integer class ids, got dtype {labels.dtype}")
-    outside = sorted({int(v) for v in labels.tolist()} - set(range(n_classes)))
-    if outside: raise ValueError(f"labels must be class ids in 0..{n_classes - 1}; got {outside[:10]}{' …' if len(outside) > 10 else ''}")
-    return labels.long()
+    return labels
 
 def check_n_reference(n_reference, n: int, available: int) -> int:
     "How many reference images to use: all `available` for None; otherwise at least the `n` samples, at most what there is."
