@@ -11,8 +11,8 @@ from ..core import output_dir
 
 # %% auto #0
 __all__ = ['VERDICTS', 'SCHEMAS', 'SeedRun', 'Anytime', 'SplitScores', 'IsoCompute', 'Pareto', 'Curve', 'Convergence', 'Variant',
-           'Ablations', 'UpdateNorms', 'ExtraCurve', 'Extrapolation', 'Video', 'Claim', 'Claims', 'Throughput',
-           'ResultsError', 'schema_of', 'load_record', 'load_results']
+           'Ablations', 'UpdateNorms', 'ExtraCurve', 'Extrapolation', 'Video', 'Claim', 'Claims', 'AdaptiveRun',
+           'Adaptive', 'Throughput', 'ResultsError', 'schema_of', 'load_record', 'load_results']
 
 # %% ../../nbs/13_results.ipynb #4acb876f
 @dataclass
@@ -188,6 +188,37 @@ class Claims:
     claims: list[Claim]
 
 @dataclass
+class AdaptiveRun:
+    "Adaptive loops for one trained model (one training seed): what calibration chose, and every setting scored on fresh seeds."
+    seed: int
+    run: str
+    reference: float                            # the metric at fixed L_max on the calibration seed
+    target: float                               # what a calibrated setting had to meet there
+    calibration: dict[str, dict]                # setting name → {'choice', 'met', 'tried': [[candidate, score], …], 'target'}
+    fresh: dict[str, dict]                      # setting name → its row on the fresh seed and labels (elt.adaptive.evaluate_setting)
+
+@dataclass
+class Adaptive:
+    "Beyond the paper: fixed loops, loop schedules and calibrated halting per family, on fresh seeds."
+    SCHEMA = 'adaptive'
+    FIXED = 'L={}'
+    families: dict[str, list[AdaptiveRun]]
+    metrics: dict[str, str]
+    loops_max: dict[str, int]
+    n: dict[str, int]
+    seeds: list[int]
+    tolerance: float
+    calibration_seed: int
+    fresh_seed: int
+
+    def values(self, family: str, setting: str, key: str | None = None) -> list[float]:
+        "One value per training seed of `key` (default: the family's metric) for `setting` on the fresh seed."
+        return [run.fresh[setting][key or self.metrics[family]] for run in self.families[family]]
+
+    def settings(self, family: str) -> list[str]:
+        return list(self.families[family][0].fresh)
+
+@dataclass
 class Throughput:
     "Throughput and memory; the points are dicts (see `elt.evaluation.bench`)."
     SCHEMA = 'throughput'
@@ -199,7 +230,8 @@ class Throughput:
     full_sample: list[dict] = field(default_factory=list)
     training_memory: list[dict] = field(default_factory=list)
 
-SCHEMAS = {c.SCHEMA: c for c in (Anytime, IsoCompute, Pareto, Convergence, Ablations, UpdateNorms, Extrapolation, Video, Claims, Throughput)}
+SCHEMAS = {c.SCHEMA: c for c in (Anytime, IsoCompute, Pareto, Convergence, Ablations, UpdateNorms, Extrapolation, Video, Claims, Throughput,
+                                  Adaptive)}
 
 # %% ../../nbs/13_results.ipynb #6bb054bc
 class ResultsError(ValueError):

@@ -25,6 +25,7 @@ def _reproduction(families: dict, video: dict, seeds: list, split: str, converge
         'update_norms': dict(family=norms, recipe=families[norms], split=split, seed=seeds[0], n=sizes.get('norm_samples', 200), extra_loops=2),
         'extrapolation': dict(recipes={f: families[f] for f in extrapolate}, split=split, seeds=seeds, extra_loops=sizes.get('extrapolate_loops', 4)),
         'video': video,
+        'adaptive': dict(recipes=families, split=split, seeds=seeds, **sizes.get('adaptive', {})),
         'claims': dict(families=list(families)),
     }
 
@@ -35,7 +36,7 @@ PROFILES = {
         **_reproduction(families={'maskgit': _SMOKE, 'diffusion': dict(_SMOKE, snapshot_every=10), 'flow': _SMOKE}, video={}, seeds=[0], split='2x2'),
         'throughput': {},
     }},
-    'default': {'out_dir': 'figures', 'workers': 1, 'experiments': {
+    'default': {'out_dir': 'figures', 'workers': 2, 'experiments': {
         'data_overview': dict(n_per_class=10, n_frames=8),
         **_reproduction(families={
                             'maskgit': dict(width='S', depth=8, patch=7, steps=800, batch_size=32, n_samples=500, sample_steps=8, cfg_scale=2.0),
@@ -46,7 +47,8 @@ PROFILES = {
                         video=dict(recipe=dict(width='S', steps=1200, batch_size=32, lr=3e-3, n_samples=300, depth=8, patch=16,
                                                n_codes=512, n_train_clips=20000, cfg_scale=2.0),
                                    split='2x4', seeds=[0, 1], decode_steps=[12, 24], extra_loops=2),
-                        seeds=[0, 1], split='2x4', iso_splits=['8x1', '2x4', '1x8'], extrapolate_loops=2),
+                        seeds=[0, 1], split='2x4', iso_splits=['8x1', '2x4', '1x8'], extrapolate_loops=2,
+                        adaptive=dict(signals=['agreement'], n_probe=100, quantiles=[0.6, 0.35, 0.15], shares=[0.8, 0.95])),
         'throughput': dict(widths=[128, 512, 1024], batches=[1, 8, 64], dtypes=['fp32', 'bf16'], repeats=5, train_width=256,
                            sample_widths=[128, 512], sample_steps=8),
     }},
@@ -61,7 +63,8 @@ PROFILES = {
                         video=dict(recipe=dict(width='B', steps=3000, batch_size=128, n_samples=1000, depth=8, patch=8, n_codes=512,
                                                n_train_clips=40000, cfg_scale=2.0),
                                    split='2x4', seeds=[0, 1, 2], decode_steps=[12, 24], extra_loops=2),
-                        seeds=[0, 1, 2], split='2x4', pareto_loops=4, norm_samples=1000),
+                        seeds=[0, 1, 2], split='2x4', pareto_loops=4, norm_samples=1000,
+                        adaptive=dict(signals=['agreement', 'update'], n_probe=400)),
         'throughput': dict(widths=[128, 256, 512, 1024, 2048], batches=[1, 8, 64], dtypes=['fp32', 'bf16'], repeats=7,
                            compile=True, train_width=384, sample_widths=[128, 512, 1024], sample_steps=24),
     }},
@@ -210,9 +213,29 @@ def _throughput_table(r) -> str:
             f"Training step at width {t['width']}: bf16 autocast {t['bf16_speedup']:.2f}× fp32. ILSD step / vanilla step: {i['ratio']:.3f}×. "
             f"Memory ELT / unique ({r.memory[0]['peak_kind']}): {mem}." + ''.join('\n' + x for x in extra))
 
+def _adaptive_table(r) -> str:
+    from elt.experiments.reproduce import fmt, mean_std
+    parts = []
+    for fam in r.families:
+        fixed = r.FIXED.format(r.loops_max[fam]); m = r.metrics[fam]
+        rel = lambda name, key: [a / b for a, b in zip(r.values(fam, name, key), r.values(fam, fixed, key))]
+        lines = [f'**{fam}** (n = {r.n[fam]})', '', f'| setting | {m} | class-consistency | loops (× L_max) | GFLOPs (× L_max) | wall-clock (× L_max) | chosen on the calibration seed |',
+                 '|---|---|---|---|---|---|---|']
+        for name in r.settings(fam):
+            c = r.families[fam][0].calibration.get(name)
+            chosen = '' if c is None else '; '.join(f"seed {run.seed}: {run.fresh[name]['label']}{'' if run.calibration[name]['met'] else ' (target not met)'}"
+                                                    for run in r.families[fam])
+            lines.append(f"| {name} | {fmt(r.values(fam, name))} | {fmt(r.values(fam, name, 'class_consistency'), 3)} | "
+                         f"{mean_std(r.values(fam, name, 'loop_fraction'))[0]:.2f} | {mean_std(rel(name, 'gflops'))[0]:.2f} | "
+                         f"{fmt(rel(name, 'seconds'), 2)} | {chosen} |")
+        parts.append('\n'.join(lines))
+    return ('\n\n'.join(parts) + f"\n\nScored on sampling seed {r.fresh_seed} with a shuffled order of the labels, after calibration on seed "
+            f"{r.calibration_seed} (target: within {r.tolerance:.0%} of fixed L_max there); mean ± std over training seeds {r.seeds}. "
+            "GFLOPs are counted (halting's extra readouts included), wall-clock is measured in one process, one setting after the other.")
+
 WIDTHS_OF = {k: w for k, (w, _) in WIDTHS.items()}
 RESULT_TABLES = {'anytime': _anytime_table, 'iso_compute': _iso_table, 'claims': _claims_table, 'video': _video_table,
-                 'throughput': _throughput_table}
+                 'throughput': _throughput_table, 'adaptive': _adaptive_table}
 
 def results_markdown(name: str, figures: Path | None = None) -> str:
     "A markdown table of `figures/<name>.json`, read through its schema, with its source named; a note when it is not there yet."

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from typing import Callable
 from ..data import fashion_mnist
 from ..evaluation.metrics import evaluate
-from ..method.family import Family, check_image_patch, drop_labels, guided, prepare_sampling
+from ..method.family import Family, check_image_patch, drop_labels, guided, prepare_sampling, pixel_gap
 from ..method.ilsd import ILSD, ILSDConfig, DiffusionTarget, weighted_mse, weighted_mse_distill
 from ..method.looped import BodySize, LoopedConfig, LoopedTransformer, looped_flops
 
@@ -97,6 +97,10 @@ class DiT(nn.Module):
         "The shared output head: adaLN-modulated norm, then a linear map back to pixels."
         shift, scale = self.final_ada(cond)[:, None].chunk(2, dim=-1)
         return self.unpatchify(self.final(self.final_norm(h) * (1 + scale) + shift))
+
+    def readout(self, h, cond):
+        "The x0 prediction from a body state after any loop (the head): what the model would answer if it stopped there."
+        return self.head(h, cond)
 
     def forward(self, x, t, labels, loops=None, exits=None):
         h0, cond = self.embed(x, t, labels)
@@ -201,5 +205,5 @@ FAMILY = Family('diffusion', 'diffusion (DiT-style, x0-prediction)', DiffusionOp
                 build=lambda size, opts: DiT(DiTConfig.from_name(size, patch=opts.patch)),
                 data=lambda opts: fashion_mnist('train'), loss=diffusion_train_loss, sample=_sample, decoder=lambda opts: None,
                 flops=lambda cfg, loops, steps, cfg_guidance, opts: dit_flops(cfg, loops, steps, cfg_guidance),
-                evaluate=lambda images, labels: evaluate(images, labels, prc=False), steps_name='DDIM steps',
+                evaluate=lambda images, labels: evaluate(images, labels, prc=False), exit_gap=pixel_gap, steps_name='DDIM steps',
                 train_overrides=dict(beta2=0.99, weight_decay=0.01))

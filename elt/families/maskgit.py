@@ -13,7 +13,7 @@ from typing import Callable
 from ..data import fashion_mnist
 from ..evaluation.metrics import evaluate
 from .tokenizer import TokenizerConfig, get_tokenizer
-from ..method.family import Family, check_image_patch, drop_labels, guided, prepare_sampling
+from ..method.family import Family, check_image_patch, drop_labels, guided, prepare_sampling, token_gap
 from ..method.ilsd import ILSD, ILSDConfig, masked_cross_entropy, masked_soft_cross_entropy
 from ..method.looped import BodySize, LoopedConfig, LoopedTransformer, looped_flops, n_params
 
@@ -58,12 +58,20 @@ class MaskGIT(nn.Module):
             raise ValueError(f"tokens must have shape (B, {self.cfg.n_tokens}), got {tuple(tokens.shape)}")
         if labels.shape != tokens.shape[:1]: raise ValueError(f"labels must have shape ({tokens.shape[0]},), got {tuple(labels.shape)}")
 
+    def embed(self, tokens, labels):
+        "The body's input h0 (B, 1+T, D): the class token, then the token embeddings; no conditioning vector (None)."
+        self.check_inputs(tokens, labels)
+        return torch.cat([self.cls_emb(labels)[:, None], self.tok_emb(tokens)], 1) + self.pos, None
+
     def states(self, tokens, labels, loops=None, exits=None):
         "Token states (B, T, D) after `loops` loops, or the list of states at `exits` (class token dropped)."
-        self.check_inputs(tokens, labels)
-        h = torch.cat([self.cls_emb(labels)[:, None], self.tok_emb(tokens)], 1) + self.pos     # (B, 1+T, D)
+        h, _ = self.embed(tokens, labels)
         out = self.body(h, loops=loops, exits=exits)
         return [s[:, 1:] for s in out] if exits is not None else out[:, 1:]
+
+    def readout(self, h, cond=None):
+        "Logits (B, T, V) from a body state (B, 1+T, D) after any loop: what the model would answer if it stopped there."
+        return self.head(h[:, 1:])
 
     def forward(self, tokens, labels, loops=None, exits=None):
         out = self.states(tokens, labels, loops, exits)
@@ -160,4 +168,4 @@ def _sample(model, labels, *, loops, steps, cfg_scale, generator, opts):
 FAMILY = Family('maskgit', 'masked generative (MaskGIT-style, patch tokens)', MaskedOptions, _build, _data, token_loss, _sample,
                 decoder=lambda opts: get_tokenizer(opts.tokenizer_config),
                 flops=lambda cfg, loops, steps, cfg_guidance, opts: maskgit_flops(cfg, loops, steps, cfg_guidance),
-                evaluate=lambda images, labels: evaluate(images, labels, prc=False), steps_name='decoding steps')
+                evaluate=lambda images, labels: evaluate(images, labels, prc=False), exit_gap=token_gap, steps_name='decoding steps')

@@ -14,7 +14,7 @@ import torch.nn as nn
 from ..evaluation.metrics import evaluate_video
 from .maskgit import MaskGIT, MaskGITConfig, maskgit_flops, maskgit_sample, token_loss
 from .tokenizer import PatchTokenizer, TokenizerConfig, get_tokenizer, reconstruction_quality, tokenizer_path
-from ..method.family import Family
+from ..method.family import Family, token_gap
 
 # %% auto #0
 __all__ = ['FAMILY', 'VideoConfig', 'video_tokenizer', 'encode_clips', 'decode_clips', 'ClipDecoder', 'video_model_config',
@@ -87,7 +87,7 @@ FAMILY = Family('video', 'video (masked generative over per-frame patch tokens)'
                 build=lambda size, cfg: MaskGIT(video_model_config(size, cfg)), data=_data, loss=token_loss, sample=_sample,
                 decoder=lambda cfg: ClipDecoder(video_tokenizer(cfg, verbose=False), cfg.n_frames),
                 flops=lambda cfg, loops, steps, cfg_guidance, opts: maskgit_flops(cfg, loops, steps, cfg_guidance),
-                evaluate=evaluate_video, metric='FVD-MFMNIST', steps_name='decoding steps')
+                evaluate=evaluate_video, metric='FVD-MFMNIST', steps_name='decoding steps', exit_gap=token_gap)
 
 # %% ../../nbs/10_video.ipynb #292037c6
 def clips_grid(clips: torch.Tensor, n_cols: int = 5, pad: int = 2) -> torch.Tensor:

@@ -15,8 +15,8 @@ from .train import TrainConfig, run_training
 
 # %% auto #0
 __all__ = ['FAMILIES', 'Family', 'register_family', 'family_names', 'get_family', 'as_labels', 'check_classes', 'drop_labels',
-           'check_sampling', 'prepare_sampling', 'check_image_patch', 'guided', 'sample_batched', 'as_options',
-           'train_family']
+           'check_sampling', 'prepare_sampling', 'check_image_patch', 'pixel_gap', 'token_gap', 'guided',
+           'sample_batched', 'as_options', 'train_family']
 
 # %% ../../nbs/05_family.ipynb #5bb78111
 @dataclass(frozen=True)
@@ -36,6 +36,7 @@ class Family:
     steps_name: str = 'sampling steps'             # what `steps` counts, for titles
     train_overrides: dict = field(default_factory=dict)   # TrainConfig fields the family sets (e.g. DiT's β2, weight decay)
     in_paper: bool = True                          # False: a family the paper did not try (reported as beyond the paper)
+    exit_gap: Callable | None = None               # (previous exit, exit) -> (B,) disagreement of successive outputs (any-time halting)
 
     def make_options(self, **kw):
         "The family's options from keyword arguments, naming any it does not know."
@@ -114,13 +115,15 @@ def check_sampling(steps: int, cfg_scale: float, loop_schedule, labels, n_classe
     for l in schedule: check_loops(l)
     return schedule
 
-def prepare_sampling(labels, steps: int, cfg_scale: float, loop_schedule, loops: int | None, n_loops: int, n_classes: int,
+def prepare_sampling(labels, steps: int, cfg_scale: float, loop_schedule, loops: int | list[int] | None, n_loops: int, n_classes: int,
                      generator: torch.Generator | None):
-    "A sampler's entry, once: check its arguments; return the labels on the generator's device, every step's loop count, and that device."
+    """A sampler's entry, once: check its arguments; return the labels on the generator's device, every step's loop count, and that device.
+    `loops` is one count for every step or, as a list, one count per step (the same as `loop_schedule`)."""
     labels = as_labels(labels)
     if loops is not None and loop_schedule is not None:
         raise ValueError(f"pass loops (one count for every step) or loop_schedule (one count per step), not both: got loops={loops} "
                          f"and loop_schedule={list(loop_schedule)}")
+    if isinstance(loops, (list, tuple)): loops, loop_schedule = None, list(loops)
     schedule = check_sampling(steps, cfg_scale, loop_schedule, labels, n_classes, n_loops if loops is None else loops)
     device = generator.device if generator is not None else labels.device
     return labels.long().to(device), schedule, device
@@ -131,6 +134,15 @@ def check_image_patch(patch, image_size: int = 28) -> int:
         raise ValueError(f"patch must divide the {image_size}-pixel image side "
                          f"({', '.join(str(p) for p in range(1, image_size + 1) if image_size % p == 0)}), got {patch!r}")
     return patch
+
+def pixel_gap(previous: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
+    "Disagreement of two successive predictions of pixels (x0 or velocity): mean squared difference per sample, (B,)."
+    return (current.float() - previous.float()).pow(2).flatten(1).mean(1)
+
+def token_gap(previous: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
+    "Disagreement of two successive token predictions (logits (B, T, V)): KL(p_current ‖ p_previous), mean over positions, (B,)."
+    log_p, log_q = current.float().log_softmax(-1), previous.float().log_softmax(-1)
+    return (log_p.exp() * (log_p - log_q)).sum(-1).flatten(1).mean(1)
 
 def _as_float(out): return [o.float() for o in out] if isinstance(out, list) else out.float()
 
