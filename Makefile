@@ -9,12 +9,13 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 PROFILE ?= default
 STAMP := $(VENV)/.installed
 DATA := data/FashionMNIST/raw/t10k-labels-idx1-ubyte
+BROWSER := /usr/bin/chromedriver
 
-.PHONY: test figures setup data lab readme export clean-nbs sync-check help
+.PHONY: test figures setup data browser lab readme export clean-nbs sync-check help
 
 help:
 	@echo "make test      run every notebook's tests (nbdev_test) and pytest"
-	@echo "make figures   run the experiment notebooks with papermill (PROFILE=smoke|default|full)"
+	@echo "make figures   run the experiment notebooks with papermill (PROFILE=smoke|default|gpu)"
 	@echo "make lab       open the notebooks in JupyterLab"
 	@echo "make readme    regenerate README.md from nbs/index.ipynb"
 	@echo "make export    notebooks -> elt/ (nbdev_export) and nbdev_clean"
@@ -38,7 +39,16 @@ $(DATA): | $(STAMP)
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null; fi
 	$(BIN)/python -c "from elt.data import ensure_fashion_mnist; print('Fashion-MNIST ready in', ensure_fashion_mnist())"
 
-test: $(STAMP) $(DATA)
+# Headless Chromium and its driver for the any-time viewer's browser test: Debian's packages when we can install them.
+browser: $(BROWSER)
+
+$(BROWSER):
+	@if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing Debian's chromium and chromium-driver (the viewer's browser test)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	else echo "not root: install chromium and chromedriver yourself for tests/test_viewer_browser.py"; fi
+
+test: $(STAMP) $(DATA) $(BROWSER)
 	$(BIN)/nbdev_test --n_workers 2
 	$(BIN)/python -m pytest -q tests
 

@@ -156,6 +156,8 @@ def train_models(jobs: list[tuple], workers: int | None = None) -> list[Trained]
                    for r, split, mode, seed, kw in jobs}.values())       # a model asked for twice trains once
     if workers > 1 and len(unique) > 1:
         import concurrent.futures as cf, multiprocessing as mp
+        for r in {json.dumps(dataclasses.asdict(r), sort_keys=True): r for r, *_ in unique}.values():
+            r.family_spec.data(r.opts)                                    # fit and cache what the data needs (a tokenizer) once, not per worker
         threads = max(1, (os.cpu_count() or 1) // workers)
         with cf.ProcessPoolExecutor(min(workers, len(unique)), mp_context=mp.get_context('spawn')) as pool:
             futures = {pool.submit(_train_job, dataclasses.asdict(r), split, mode, seed, kw, threads): (r.family, split, mode, seed)

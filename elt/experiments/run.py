@@ -15,7 +15,7 @@ __all__ = ['PROFILES', 'EXPERIMENTS', 'NOTEBOOKS', 'WIDTHS_OF', 'RESULT_TABLES',
 
 # %% ../../nbs/15_run.ipynb #3e6b875e
 def _reproduction(families: dict, video: dict, seeds: list, split: str, convergence: str = 'diffusion', ablations: str = 'maskgit',
-                  norms: str = 'diffusion', extrapolate: tuple = ('maskgit', 'diffusion'), **sizes) -> dict:
+                  norms: str = 'diffusion', extrapolate: tuple = ('maskgit', 'diffusion'), viewer: str = 'diffusion', **sizes) -> dict:
     "The E1–E7 and video experiments of one profile: every notebook gets the same family recipes, so each model is trained once."
     return {
         **{f'{fam}_anytime': dict(family=fam, recipe=r, split=split, seeds=seeds, extra_loops=2) for fam, r in families.items()},
@@ -26,6 +26,7 @@ def _reproduction(families: dict, video: dict, seeds: list, split: str, converge
         'extrapolation': dict(recipes={f: families[f] for f in extrapolate}, split=split, seeds=seeds, extra_loops=sizes.get('extrapolate_loops', 4)),
         'video': video,
         'adaptive': dict(recipes=families, split=split, seeds=seeds, **sizes.get('adaptive', {})),
+        **({'viewer': dict(family=viewer, recipe=families[viewer], split=split, seed=seeds[0])} if viewer in families else {}),
         'claims': dict(families=list(families)),
     }
 
