@@ -37,7 +37,7 @@ PROFILES = {
         **_reproduction(families={'maskgit': _SMOKE, 'diffusion': dict(_SMOKE, snapshot_every=10), 'flow': _SMOKE}, video={}, seeds=[0], split='2x2'),
         'throughput': {},
     }},
-    'default': {'out_dir': 'figures', 'workers': 2, 'experiments': {
+    'default': {'out_dir': 'figures', 'workers': 1, 'experiments': {
         'data_overview': dict(n_per_class=10, n_frames=8),
         **_reproduction(families={
                             'maskgit': dict(width='S', depth=8, patch=7, steps=800, batch_size=32, n_samples=500, sample_steps=8, cfg_scale=2.0),
