@@ -4,13 +4,13 @@
 
 # %% ../nbs/16_adaptive.ipynb #2653e39f
 from __future__ import annotations
-import json, math, time
+import math, time
 from typing import Callable
 import torch
-from .core import code_hash, config_key, write_text_atomic
+from .core import code_hash, config_key
 from .method.family import sample_batched
 from .method.looped import check_loops, loop_updates
-from .experiments.reproduce import Trained, evaluate_loops
+from .experiments.reproduce import Trained, _cached, evaluate_loops, store_evaluation
 
 # %% auto #0
 __all__ = ['SCHEDULES', 'SIGNALS', 'check_schedule', 'linear_schedule', 'make_schedule', 'update_norm_profile', 'norm_schedule',
@@ -175,8 +175,8 @@ def evaluate_setting(t: Trained, setting: dict, seed: int = 0, shuffle: int | No
     fam, r = t.family, t.recipe
     code = code_hash(fam.sample, fam.decoder, fam.flops, fam.evaluate, 'elt.adaptive', exclude=('elt.experiments',))[:8]
     key = config_key({'setting': setting, 'n': r.n_samples, 'sample_steps': r.sample_steps, 'cfg_scale': r.cfg_scale, 'seed': seed, 'shuffle': shuffle})
-    path = t.run_dir/'adaptive'/f'{key}-{code}.json'
-    if path.exists(): return json.loads(path.read_text())
+    path, row = _cached(t.run_dir/'adaptive'/f'{key}-{code}')                     # a torn file is recomputed, a stale one reused only on request
+    if row is not None: return row
     labels, t0 = _labels(r.n_samples, shuffle), time.perf_counter()
     outputs, per_step = draw_setting(t, setting, labels, seed)
     seconds = time.perf_counter() - t0
@@ -185,7 +185,7 @@ def evaluate_setting(t: Trained, setting: dict, seed: int = 0, shuffle: int | No
     row = {'setting': setting, 'label': _describe(setting), **fam.evaluate(outputs.float(), labels), 'seconds': round(seconds, 3),
            'gflops': setting_gflops(t, per_step, readouts), 'loop_fraction': sum(loops) / (len(loops) * t.loops_max),
            'loops_per_step': loops, 'seed': seed, 'shuffle': shuffle}
-    write_text_atomic(path, json.dumps(row))
+    store_evaluation(path, row, outputs.float(), labels)
     if show_progress:
         print(f"  {t.family.name} seed {t.seed} {row['label']}: {fam.metric} {row[fam.metric]:.1f}, class-consistency "
               f"{row['class_consistency']:.3f}, {row['gflops']:.3f} GFLOPs, loops {row['loop_fraction']:.2f} of L_max, {seconds:.1f} s", flush=True)

@@ -20,8 +20,8 @@ from ..method.train import TrainConfig
 
 # %% auto #0
 __all__ = ['REPRODUCED', 'INCONCLUSIVE', 'NOT_REPRODUCED', 'Recipe', 'Trained', 'train_model', 'train_models', 'main',
-           'evaluate_loops', 'seed_runs', 'sample_grid', 'mean_std', 'fmt', 'noise_band', 'lower', 'within', 'combine',
-           'by_loops', 'seed_band', 'loops_curves']
+           'store_evaluation', 'evaluate_loops', 'seed_runs', 'sample_grid', 'mean_std', 'fmt', 'noise_band', 'lower',
+           'within', 'combine', 'by_loops', 'seed_band', 'loops_curves']
 
 # %% ../../nbs/14_reproduce.ipynb #efa6edc7
 _SIZE_FIELDS = ('width', 'depth')
@@ -201,6 +201,12 @@ def _read_cached(path: Path) -> dict | None:
         print(f"ignoring the unreadable cached evaluation {js} ({type(e).__name__}: {e}); recomputing it", file=sys.stderr)
         return None
 
+def store_evaluation(path: Path, row: dict, outputs: torch.Tensor, labels: torch.Tensor):
+    "Write a cached evaluation: its class grid (`.grid.pt`) first, its row (`.json`) last, each atomically."
+    grid = {'grid': (class_grid(outputs, labels) * 255).round().to(torch.uint8)}
+    atomic_write(path.with_suffix('.grid.pt'), lambda tmp: torch.save(grid, tmp))
+    write_text_atomic(path.with_suffix('.json'), json.dumps(row))          # last: the row exists only once both files do
+
 def _cached(path: Path) -> tuple[Path, dict | None]:
     "The cached row for `path`; with `ELT_REUSE_STALE=1`, else one for the same question made by other code (announced)."
     row = _read_cached(path)
@@ -234,9 +240,7 @@ def evaluate_loops(t: Trained, loops_list: list[int], step: int | None = None, s
         row = {'loops': loops, 'sample_steps': sample_steps, **fam.evaluate(outputs, labels),
                'sample_seconds': round(time.perf_counter() - t0, 2), 'gflops': t.gflops(loops, sample_steps),
                'step': step if step is not None else t.steps}
-        grid = {'grid': (class_grid(outputs, labels) * 255).round().to(torch.uint8)}
-        atomic_write(path.with_suffix('.grid.pt'), lambda tmp: torch.save(grid, tmp))
-        write_text_atomic(path.with_suffix('.json'), json.dumps(row))          # last: the row exists only once both files do
+        store_evaluation(path, row, outputs, labels)
         if show_progress:
             print(f"  {t.label} seed {t.seed}{'' if step is None else f' step {step}'} L={loops}: {fam.metric} {row[fam.metric]:.1f}, "
                   f"class-consistency {row['class_consistency']:.3f} (n = {row['n']}, {row['sample_seconds']:.0f} s)", flush=True)

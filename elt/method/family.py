@@ -10,6 +10,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 from ..core import code_hash, get_device
+from .ilsd import per_sample_mse
 from .looped import check_loops
 from .train import TrainConfig, run_training
 
@@ -137,7 +138,7 @@ def check_image_patch(patch, image_size: int = 28) -> int:
 
 def pixel_gap(previous: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
     "Disagreement of two successive predictions of pixels (x0 or velocity): mean squared difference per sample, (B,)."
-    return (current.float() - previous.float()).pow(2).flatten(1).mean(1)
+    return per_sample_mse(current, previous)
 
 def token_gap(previous: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
     "Disagreement of two successive token predictions (logits (B, T, V)): KL(p_current ‖ p_previous), mean over positions, (B,)."

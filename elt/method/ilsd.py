@@ -13,8 +13,8 @@ from ..core import autocast, interleaved_timings, seed_everything, timing_summar
 from .looped import LoopedConfig, LoopedTransformer, check_loops
 
 # %% auto #0
-__all__ = ['ILSDConfig', 'ILSD', 'DiffusionTarget', 'masked_cross_entropy', 'masked_soft_cross_entropy', 'weighted_mse',
-           'weighted_mse_distill', 'ilsd_step_overhead']
+__all__ = ['ILSDConfig', 'ILSD', 'DiffusionTarget', 'masked_cross_entropy', 'masked_soft_cross_entropy', 'per_sample_mse',
+           'weighted_mse', 'weighted_mse_distill', 'ilsd_step_overhead']
 
 # %% ../../nbs/03_ilsd.ipynb #e0bb4dc5
 @dataclass
@@ -82,15 +82,17 @@ def masked_soft_cross_entropy(student_logits, teacher_logits, tokens=None):
     "Dist for tokens: −Σ_v P_teacher(v) log P_student(v), averaged over the masked positions. Logits (M, V)."
     return -(teacher_logits.float().softmax(-1) * student_logits.float().log_softmax(-1)).sum(-1).mean()
 
-def _per_sample_mse(a, b): return (a.float() - b.float()).pow(2).flatten(1).mean(1)
+def per_sample_mse(a, b):
+    "Mean squared difference of `a` and `b` per sample (over every dimension but the first), (B,)."
+    return (a.float() - b.float()).pow(2).flatten(1).mean(1)
 
 def weighted_mse(pred, target: DiffusionTarget):
     "GT for diffusion: mean over the batch of w(t)·‖pred − x0‖² (mean over pixels)."
-    return (target.weight * _per_sample_mse(pred, target.x0)).mean()
+    return (target.weight * per_sample_mse(pred, target.x0)).mean()
 
 def weighted_mse_distill(student, teacher, target: DiffusionTarget):
     "Dist for diffusion: mean over the batch of w(t)·‖student − teacher‖²."
-    return (target.weight * _per_sample_mse(student, teacher)).mean()
+    return (target.weight * per_sample_mse(student, teacher)).mean()
 
 # %% ../../nbs/03_ilsd.ipynb #1821c1c0
 def ilsd_step_overhead(name_cfg: LoopedConfig | None = None, batch: int = 64, n_tokens: int = 50, vocab: int = 256,
