@@ -379,20 +379,28 @@ def save_results(name: str, out_dir: str, results, params: dict, started: float,
 
 # %% ../nbs/00_core.ipynb #6c61bb43
 def _sync(device):
-    if torch.device(device).type == 'cuda': torch.cuda.synchronize()
+    if torch.device(device).type == 'cuda': torch.cuda.synchronize(device)
+
+def _timed(f: Callable, device) -> float:
+    "Seconds of one call of `f`: CUDA events on a GPU (device time, no host jitter), the wall clock elsewhere."
+    if torch.device(device).type == 'cuda':
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        _sync(device); start.record(); f(); end.record(); end.synchronize()
+        return start.elapsed_time(end) / 1e3
+    t0 = time.perf_counter(); f()
+    return time.perf_counter() - t0
 
 def interleaved_timings(fns: dict[str, Callable], repeats: int = 7, warmup: int = 2, device='cpu') -> dict[str, list[float]]:
-    "Seconds per call of each function, called in turn (A B A B …) `repeats` times after `warmup` rounds."
+    "Seconds per call of each function, `repeats` rounds after `warmup`; rounds alternate the order (A B, B A, …) so drift hits all alike."
     if repeats < 1: raise ValueError(f"repeats must be ≥ 1, got {repeats}")
     for _ in range(warmup):
         for f in fns.values(): f()
-    times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, f in fns.items():
-            _sync(device); t0 = time.perf_counter(); f(); _sync(device)
-            times[name].append(time.perf_counter() - t0)
+    times, order = {name: [] for name in fns}, list(fns)
+    for r in range(repeats):
+        for name in (order if r % 2 == 0 else order[::-1]): times[name].append(_timed(fns[name], device))
     return times
 
 def timing_summary(times: list[float]) -> dict:
-    "Median, min and max of a list of timings (seconds)."
-    return {'median_s': statistics.median(times), 'min_s': min(times), 'max_s': max(times), 'n': len(times)}
+    "Median, quartiles (q1, q3: the interquartile range), min and max of a list of timings (seconds)."
+    q1, _, q3 = statistics.quantiles(times, n=4, method='inclusive') if len(times) > 1 else (times[0],) * 3
+    return {'median_s': statistics.median(times), 'q1_s': q1, 'q3_s': q3, 'min_s': min(times), 'max_s': max(times), 'n': len(times)}

@@ -229,6 +229,8 @@ class Throughput:
     ilsd_vs_vanilla: dict
     full_sample: list[dict] = field(default_factory=list)
     training_memory: list[dict] = field(default_factory=list)
+    tpu: list[dict] = field(default_factory=list)          # the TPU v6e prediction of Table 3 (`tpu_table`)
+    tpu_chip: dict = field(default_factory=dict)
 
 SCHEMAS = {c.SCHEMA: c for c in (Anytime, IsoCompute, Pareto, Convergence, Ablations, UpdateNorms, Extrapolation, Video, Claims, Throughput,
                                   Adaptive)}

@@ -25,7 +25,8 @@ def _reproduction(families: dict, video: dict, seeds: list, split: str, converge
         'update_norms': dict(family=norms, recipe=families[norms], split=split, seed=seeds[0], n=sizes.get('norm_samples', 200), extra_loops=2),
         'extrapolation': dict(recipes={f: families[f] for f in extrapolate}, split=split, seeds=seeds, extra_loops=sizes.get('extrapolate_loops', 4)),
         'video': video,
-        'adaptive': dict(recipes=families, split=split, seeds=seeds, **sizes.get('adaptive', {})),
+        'adaptive': dict(recipes={f: families[f] for f in sizes.get('adaptive_families', families)}, split=split, seeds=seeds,
+                         **sizes.get('adaptive', {})),
         **({'viewer': dict(family=viewer, recipe=families[viewer], split=split, seed=seeds[0])} if viewer in families else {}),
         'claims': dict(families=list(families)),
     }
@@ -49,9 +50,11 @@ PROFILES = {
                                                n_codes=512, n_train_clips=20000, cfg_scale=2.0),
                                    split='2x4', seeds=[0, 1], decode_steps=[12, 24], extra_loops=2),
                         seeds=[0, 1], split='2x4', iso_splits=['8x1', '2x4', '1x8'], extrapolate_loops=2,
-                        adaptive=dict(signals=['agreement'], n_probe=100, quantiles=[0.6, 0.35, 0.15], shares=[0.8, 0.95])),
-        'throughput': dict(widths=[128, 512, 1024], batches=[1, 8, 64], dtypes=['fp32', 'bf16'], repeats=5, train_width=256,
-                           sample_widths=[128, 512], sample_steps=8),
+                        adaptive=dict(signals=['agreement'], n_probe=100, quantiles=[0.5, 0.2], shares=[0.9]),
+                        adaptive_families=['maskgit', 'diffusion']),   # flow's adaptive loops: the gpu profile
+        'throughput': dict(dtypes=['fp32', 'bf16'], autocast_row=True, widths=[], sweep_points=4, sweep_batches=[1, 8],
+                           table3=['B', 'L', 'XL', 'H'], table3_dtypes=['bf16'], table3_batches=[1], repeats=7, train_width=256,
+                           sample_widths=[256], sample_steps=8),
     }},
     'gpu': {'out_dir': 'figures/gpu', 'workers': 6, 'experiments': {
         'data_overview': dict(n_per_class=16, n_frames=12),
@@ -66,8 +69,9 @@ PROFILES = {
                                    split='2x4', seeds=[0, 1, 2], decode_steps=[12, 24], extra_loops=2),
                         seeds=[0, 1, 2], split='2x4', pareto_loops=4, norm_samples=1000,
                         adaptive=dict(signals=['agreement', 'update'], n_probe=400)),
-        'throughput': dict(widths=[128, 256, 512, 1024, 2048], batches=[1, 8, 64], dtypes=['fp32', 'bf16'], repeats=7,
-                           compile=True, train_width=384, sample_widths=[128, 512, 1024], sample_steps=24),
+        'throughput': dict(dtypes=['fp32', 'bf16', 'fp16'], autocast_row=True, widths=[], sweep_points=6, sweep_batches=[1, 8, 64],
+                           table3=['B', 'L', 'XL', 'H'], table3_dtypes=['bf16', 'fp16'], table3_batches=[1, 8, 64], memory_table3=True, repeats=9,
+                           train_width=384, sample_widths=[256, 1024], sample_steps=12),
     }},
 }
 EXPERIMENTS = list(PROFILES['default']['experiments'])
@@ -191,26 +195,46 @@ def _iso_table(r) -> str:
 
 def _throughput_table(r) -> str:
     m = r.machine
-    lines = ["| dtype | width | batch | unique img/s | ELT img/s | ELT / unique | roofline prediction |", "|---|---|---|---|---|---|---|"]
+    rate = lambda p: f"{p['ratio']:.2f}× [{p['ratio_iqr'][0]:.2f}–{p['ratio_iqr'][1]:.2f}]"
+    lines = ["| points | configuration | weights | batch | unique img/s | ELT img/s | ELT / unique [IQR] | roofline | roofline error |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for p in r.inference:
-        lines.append(f"| {p['dtype']}{' compiled' if p['compile'] else ''} | {p['width']} | {p['batch']} | {p['img_per_s_unique']:.1f} | "
-                     f"{p['img_per_s_elt']:.1f} | {p['ratio']:.2f}× | {p['predicted_ratio']:.2f}× |")
-    t, i = r.training, r.ilsd_vs_vanilla
-    mem = '; '.join(f"width {x['width']}: parameters {x['param_ratio']:.3f}× (body {x['body_param_ratio']:.3f}×), peak {x['peak_ratio']:.3f}×"
+        conf = (f"{p['config']} {p['n_unique']}N×{p['n_loops']}L vs {p['depth']}×1" if p['group'] == 'table3'
+                else f"width {p['width']}, {p['n_unique']}N×{p['n_loops']}L vs {p['depth']}×1")
+        lines.append(f"| {'Table 3' if p['group'] == 'table3' else 'sweep'} | {conf}, {p['tokens']} tokens | "
+                     f"{p['dtype'] + (' (fp32 under autocast)' if p['mode'] == 'autocast' else ' stored')} | {p['batch']} | "
+                     f"{p['img_per_s_unique']:.1f} | {p['img_per_s_elt']:.1f} | {rate(p)} | {p['predicted_ratio']:.2f}× | "
+                     f"{p['predicted_ratio'] / p['ratio'] - 1:+.0%} |")
+    t, i, p0 = r.training, r.ilsd_vs_vanilla, r.inference[0]
+    mem = '; '.join(f"{x['config']} ({x['dtype']}): parameters {x['param_ratio']:.3f}× (body {x['body_param_ratio']:.3f}×), peak {x['peak_ratio']:.3f}×"
                     for x in r.memory)
-    p0, extra, full, tm = r.inference[0], [], r.full_sample, r.training_memory
+    cache = f"{m['cache_bytes'] / 2**20:.0f} MiB ({m['cache_source']})"
+    extra, full, tm = [], r.full_sample, r.training_memory
     if full:
-        extra += ['', f"Full {full[0]['steps']}-step sample (decoding included):", '',
-                  '| dtype | width | batch | unique img/s | ELT img/s | ELT / unique |', '|---|---|---|---|---|---|']
-        extra += [f"| {q['dtype']} | {q['width']} | {q['batch']} | {q['img_per_s_unique']:.1f} | {q['img_per_s_elt']:.1f} | {q['ratio']:.2f}× |" for q in full]
+        extra += ['', f"Full {full[0]['steps']}-step sample (decoding included), weights stored in {full[0]['dtype']}:", '',
+                  '| width | batch | unique img/s | ELT img/s | ELT / unique [IQR] |', '|---|---|---|---|---|']
+        extra += [f"| {q['width']} | {q['batch']} | {q['img_per_s_unique']:.1f} | {q['img_per_s_elt']:.1f} | {rate(q)} |" for q in full]
     if tm:
         extra += ['', f"Peak memory of one training step (width {tm[0]['width']}, batch {tm[0]['batch']}, measured: peak RSS of a fresh process above its baseline):", '',
-                  '| model | fp32 (MiB) | bf16 (MiB) |', '|---|---|---|']
+                  '| model | fp32 (MiB) | bf16 autocast (MiB) |', '|---|---|---|']
         for model in dict.fromkeys(x['model'] for x in tm):
             b = {x['dtype']: x['peak_bytes'] / 2 ** 20 for x in tm if x['model'] == model}
             extra.append(f"| {model} | {b['fp32']:.0f} | {b['bf16']:.0f} |")
-    return ('\n'.join(lines) + f"\n\n{p0['n_unique']}N×{p0['n_loops']}L against {p0['depth']}×1, one sampling step of the masked "
-            f"model, median of {p0['repeats']} interleaved repeats on {m.get('gpu', m['processor'])} ({m['device']}, {m['threads']} threads). "
+    if r.tpu:
+        extra += ['', f"The roofline on the paper's device ({r.tpu_chip.get('name', 'TPU')}: {r.tpu_chip.get('peak_bf16', 0) / 1e12:.0f} TFLOP/s bf16, "
+                  f"HBM {r.tpu_chip.get('hbm_bw', 0) / 1e9:.0f} GB/s, on-chip VMEM {r.tpu_chip.get('vmem_bytes', 0) / 2**20:.0f} MiB assumed), "
+                  f"batch {r.tpu[0]['batch']}, bf16 weights, k-way tensor parallel:", '',
+                  '| configuration | chips | block / chip (MB) | body / chip (MB) | compute (ms) | body streaming (ms) | predicted | paper | the paper’s ratio from weight transfers needs |',
+                  '|---|---|---|---|---|---|---|---|---|']
+        for q in r.tpu:
+            f = q['required_bw_fraction']
+            extra.append(f"| {q['config']} {q['split']} | {q['chips']} | {q['block_mb_per_chip']:.0f}{'' if q['block_fits_vmem'] else ' (off chip)'} | "
+                         f"{q['body_mb_per_chip']:.0f}{' (on chip)' if q['body_fits_vmem'] else ''} | {q['compute_ms']:.2f} | {q['body_stream_ms']:.2f} | "
+                         f"{q['predicted_ratio']:.2f}× | {q['paper_ratio']}× | {'no bandwidth would do' if f is None else 'nothing: full bandwidth gives it' if f >= 1 else f'streaming at {f:.0%} of HBM bandwidth'} |")
+    return ('\n'.join(lines) + f"\n\nOne sampling step of the masked model, weights stored in the timed dtype"
+            f"{', CUDA graphs, CUDA events' if p0.get('graphs') else ''}; median of {p0['repeats']} interleaved rounds (A B, B A, …) with the "
+            f"interquartile range of the per-round ratio, on {m.get('gpu', m['processor'])} ({m['device']}, {m['threads']} threads; last-level "
+            f"cache {cache}, {m['bw_cache'] / 1e9:.0f} GB/s; DRAM {m['bw_dram'] / 1e9:.0f} GB/s). Roofline error = predicted / measured − 1. "
             f"Training step at width {t['width']}: bf16 autocast {t['bf16_speedup']:.2f}× fp32. ILSD step / vanilla step: {i['ratio']:.3f}×. "
             f"Memory ELT / unique ({r.memory[0]['peak_kind']}): {mem}." + ''.join('\n' + x for x in extra))
 
