@@ -18,7 +18,9 @@ def _reproduction(families: dict, video: dict, seeds: list, split: str, converge
                   norms: str = 'diffusion', extrapolate: tuple = ('maskgit', 'diffusion'), viewer: str = 'diffusion', **sizes) -> dict:
     "The E1–E7 and video experiments of one profile: every notebook gets the same family recipes, so each model is trained once."
     return {
-        **{f'{fam}_anytime': dict(family=fam, recipe=r, split=split, seeds=seeds, extra_loops=2) for fam, r in families.items()},
+        # loop counts beyond L_max are scored where the extrapolation experiment reads them (the same cached scores)
+        **{f'{fam}_anytime': dict(family=fam, recipe=r, split=split, seeds=seeds, extra_loops=2 if fam in extrapolate else 0)
+           for fam, r in families.items()},
         'iso_compute': dict(recipes=families, seeds=seeds, pareto_loops=sizes.get('pareto_loops', 3), splits=sizes.get('iso_splits', [])),
         'convergence': dict(family=convergence, recipe=families[convergence], split=split, seeds=seeds),
         'ilsd_ablations': dict(family=ablations, recipe=families[ablations], split=split, seeds=seeds[:1], extra_loops=1),
@@ -44,7 +46,7 @@ PROFILES = {
                             'maskgit': dict(width='S', depth=8, patch=7, steps=800, batch_size=32, n_samples=500, sample_steps=8, cfg_scale=2.0),
                             'diffusion': dict(width='S', depth=8, steps=720, batch_size=32, lr=2e-3, n_samples=300, sample_steps=10,
                                               cfg_scale=2.0, snapshot_every=240),
-                            'flow': dict(width='S', depth=8, steps=500, batch_size=32, lr=2e-3, n_samples=300, sample_steps=10, cfg_scale=2.0),
+                            'flow': dict(width='S', depth=8, steps=400, batch_size=32, lr=2e-3, n_samples=300, sample_steps=10, cfg_scale=2.0),
                         },
                         video=dict(recipe=dict(width='S', steps=1200, batch_size=32, lr=3e-3, n_samples=300, depth=8, patch=16,
                                                n_codes=512, n_train_clips=20000, cfg_scale=2.0),
