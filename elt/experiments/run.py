@@ -18,17 +18,14 @@ def _reproduction(families: dict, video: dict, seeds: list, split: str, converge
                   norms: str = 'diffusion', extrapolate: tuple = ('maskgit', 'diffusion'), viewer: str = 'diffusion', **sizes) -> dict:
     "The E1–E7 and video experiments of one profile: every notebook gets the same family recipes, so each model is trained once."
     return {
-        # loop counts beyond L_max are scored where the extrapolation experiment reads them (the same cached scores)
-        **{f'{fam}_anytime': dict(family=fam, recipe=r, split=split, seeds=seeds, extra_loops=2 if fam in extrapolate else 0)
-           for fam, r in families.items()},
+        **{f'{fam}_anytime': dict(family=fam, recipe=r, split=split, seeds=seeds, extra_loops=2) for fam, r in families.items()},
         'iso_compute': dict(recipes=families, seeds=seeds, pareto_loops=sizes.get('pareto_loops', 3), splits=sizes.get('iso_splits', [])),
         'convergence': dict(family=convergence, recipe=families[convergence], split=split, seeds=seeds),
         'ilsd_ablations': dict(family=ablations, recipe=families[ablations], split=split, seeds=seeds[:1], extra_loops=1),
         'update_norms': dict(family=norms, recipe=families[norms], split=split, seed=seeds[0], n=sizes.get('norm_samples', 200), extra_loops=2),
         'extrapolation': dict(recipes={f: families[f] for f in extrapolate}, split=split, seeds=seeds, extra_loops=sizes.get('extrapolate_loops', 4)),
         'video': video,
-        'adaptive': dict(recipes={f: families[f] for f in sizes.get('adaptive_families', families)}, split=split, seeds=seeds,
-                         **sizes.get('adaptive', {})),
+        'adaptive': dict(recipes=families, split=split, seeds=seeds, **sizes.get('adaptive', {})),
         **({'viewer': dict(family=viewer, recipe=families[viewer], split=split, seed=seeds[0])} if viewer in families else {}),
         'claims': dict(families=list(families)),
     }
@@ -46,14 +43,13 @@ PROFILES = {
                             'maskgit': dict(width='S', depth=8, patch=7, steps=800, batch_size=32, n_samples=500, sample_steps=8, cfg_scale=2.0),
                             'diffusion': dict(width='S', depth=8, steps=720, batch_size=32, lr=2e-3, n_samples=300, sample_steps=10,
                                               cfg_scale=2.0, snapshot_every=240),
-                            'flow': dict(width='S', depth=8, steps=400, batch_size=32, lr=2e-3, n_samples=300, sample_steps=10, cfg_scale=2.0),
+                            'flow': dict(width='S', depth=8, steps=500, batch_size=32, lr=2e-3, n_samples=300, sample_steps=10, cfg_scale=2.0),
                         },
                         video=dict(recipe=dict(width='S', steps=1200, batch_size=32, lr=3e-3, n_samples=300, depth=8, patch=16,
                                                n_codes=512, n_train_clips=20000, cfg_scale=2.0),
                                    split='2x4', seeds=[0, 1], decode_steps=[12, 24], extra_loops=2),
                         seeds=[0, 1], split='2x4', iso_splits=['8x1', '2x4', '1x8'], extrapolate_loops=2,
-                        adaptive=dict(signals=['agreement'], n_probe=100, quantiles=[0.5, 0.2], shares=[0.9]),
-                        adaptive_families=['maskgit', 'diffusion']),   # flow's adaptive loops: the gpu profile
+                        adaptive=dict(signals=['agreement'], n_probe=100, quantiles=[0.6, 0.35, 0.15], shares=[0.8, 0.95])),
         'throughput': dict(dtypes=['fp32', 'bf16'], autocast_row=True, widths=[], sweep_points=4, sweep_batches=[1, 8],
                            table3=['B', 'L', 'XL', 'H'], table3_dtypes=['bf16'], table3_batches=[1], repeats=7, train_width=256,
                            sample_widths=[256], sample_steps=8),
