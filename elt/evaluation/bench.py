@@ -4,7 +4,7 @@
 
 # %% ../../nbs/12_bench.ipynb #c0b20cfa
 from __future__ import annotations
-import contextlib, dataclasses, functools, math, os, platform, re
+import contextlib, dataclasses, functools, math, os, platform, re, statistics
 from pathlib import Path
 from typing import Callable
 import torch
@@ -15,9 +15,9 @@ from ..families.maskgit import MaskGIT, MaskGITConfig, maskgit_flops, maskgit_sa
 # %% auto #0
 __all__ = ['DTYPES', 'TABLE3', 'PAPER_TABLE3', 'TPU_V6E', 'dtype_supported', 'machine_info', 'nominal_cache_bytes',
            'peak_gemm_flops', 'memory_bandwidth', 'bandwidth_curve', 'effective_cache', 'cast_rate', 'measure_machine',
-           'gemm_rate', 'roofline_time', 'Pair', 'sweep_widths', 'graphed', 'throughput_point', 'roofline_point',
-           'sample_point', 'memory_point', 'peak_memory_cpu', 'tpu_time', 'tpu_ratio', 'tpu_required_bandwidth',
-           'tpu_table', 'training_point', 'training_memory']
+           'gemm_rate', 'cast_seconds', 'roofline_time', 'Pair', 'sweep_widths', 'graphed', 'throughput_point',
+           'roofline_point', 'sample_point', 'memory_point', 'peak_memory_cpu', 'tpu_time', 'tpu_ratio',
+           'tpu_required_bandwidth', 'tpu_table', 'training_point', 'training_memory']
 
 # %% ../../nbs/12_bench.ipynb #f388b621
 DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
@@ -63,13 +63,15 @@ def bandwidth_curve(sizes: list[int], device='cpu', repeats: int = 5) -> list[tu
     "`(bytes, bytes/s)` of a copy at each working-set size."
     return [(s, memory_bandwidth(s, device, repeats)) for s in sizes]
 
-def effective_cache(curve: list[tuple[int, float]], factor: float = 1.5) -> tuple[int, float, float]:
-    "From a bandwidth curve: (effective cache bytes, cache bandwidth, DRAM bandwidth) — the largest size still `factor`× faster than the largest."
-    curve = sorted(curve); dram = curve[-1][1]
-    fast = [(s, bw) for s, bw in curve if bw >= factor * dram]
-    if not fast: return curve[0][0], curve[0][1], dram       # no visible cache level: the smallest size stands for it
-    size = fast[-1][0]
-    return size, max(bw for s, bw in fast if s >= size / 4), dram
+def effective_cache(curve: list[tuple[int, float]], factor: float = 1.25) -> tuple[int, float, float]:
+    "From a bandwidth curve: (effective cache bytes, cache bandwidth, DRAM bandwidth), robust to a noisy point or two."
+    curve = sorted(curve)
+    dram = statistics.median(bw for _, bw in curve[-3:])                        # the three largest sizes: DRAM
+    size = curve[0][0]
+    for s, bw in curve:                                                         # the cache ends where the curve first falls
+        if bw < factor * dram: break                                            # to within `factor` of DRAM
+        size = s
+    return size, statistics.median(bw for s, bw in curve if size / 4 <= s <= size), dram
 
 def cast_rate(n_bytes: int = 1 << 28, device='cpu', repeats: int = 5) -> float:
     "fp32 bytes converted to bf16 per second (what autocast pays per weight byte)."
@@ -87,7 +89,7 @@ def measure_machine(device=None, dtypes=('fp32', 'bf16'), cache_bytes: int | Non
     m.update(gemm={d: peak_gemm_flops(2048, d, device, repeats) for d in dtypes if dtype_supported(d, device)},
              bandwidth_curve=curve, nominal_cache_bytes=nominal, cache_bytes=cache_bytes or size,
              cache_source='given' if cache_bytes else 'measured (bandwidth curve)', bw_cache=bw_cache, bw_dram=bw_dram,
-             cast_rate=cast_rate(1 << 28, device, repeats), cast_rate_cache=cast_rate(max(1 << 20, (cache_bytes or size) // 4), device, repeats))
+             cast_rate=cast_rate(1 << 28, device, repeats))
     return m
 
 # %% ../../nbs/12_bench.ipynb #5b76b181
@@ -97,14 +99,18 @@ def gemm_rate(m: int, k: int, n: int, dtype: str = 'fp32', device='cpu', repeats
     t = interleaved_timings({'mm': lambda: a @ b}, repeats=repeats, warmup=2, device=device)['mm']
     return 2 * m * k * n / timing_summary(t)['median_s']
 
+def cast_seconds(model: torch.nn.Module, device='cpu', repeats: int = 5) -> float:
+    "Seconds to cast every fp32 weight of `model` to bf16 once, as autocast does per forward (the model's own tensor sizes)."
+    params = [p for p in model.parameters() if p.dtype == torch.float32]
+    t = interleaved_timings({'cast': lambda: [p.to(torch.bfloat16) for p in params]}, repeats=repeats, warmup=1, device=device)['cast']
+    return timing_summary(t)['median_s']
+
 def roofline_time(flops: float, block_bytes: float, n_loops: int, other_bytes: float, gemm: float, machine: dict,
-                  cast_bytes: float = 0.0) -> float:
-    "Predicted seconds of a forward pass (the formula above); `machine` holds bw_dram, bw_cache, cache_bytes (and the cast rates)."
-    fits = lambda nbytes: nbytes <= machine['cache_bytes']
-    bw = lambda nbytes: machine['bw_cache'] if fits(nbytes) else machine['bw_dram']
+                  cast_s: float = 0.0) -> float:
+    "Predicted seconds of a forward pass (the formula above); `machine` holds bw_dram, bw_cache, cache_bytes; `cast_s` autocast's casts."
+    bw = lambda nbytes: machine['bw_cache'] if nbytes <= machine['cache_bytes'] else machine['bw_dram']
     traffic = n_loops * block_bytes / bw(block_bytes) + other_bytes / bw(block_bytes + other_bytes)
-    cast = machine.get('cast_rate_cache', machine.get('cast_rate')) if fits(cast_bytes) else machine.get('cast_rate')
-    return max(flops / gemm, traffic) + (cast_bytes / cast if cast_bytes else 0.0)
+    return max(flops / gemm, traffic) + cast_s
 
 # %% ../../nbs/12_bench.ipynb #ecc59361
 @dataclasses.dataclass(frozen=True)
@@ -160,10 +166,12 @@ TABLE3 = {'B': Pair(768, 6, 2, 256, 1024, name='B'), 'L': Pair(1024, 8, 3, 256, 
           'XL': Pair(1152, 7, 4, 256, 1024, name='XL'), 'H': Pair(1280, 8, 4, 256, 1024, name='H')}
 PAPER_TABLE3 = {'B': 1.0, 'L': 2.9, 'XL': 3.3, 'H': 3.5}
 
-def sweep_widths(cache_bytes: float, n_unique: int = 2, depth: int = 8, bytes_per_weight: tuple[int, ...] = (4,), points: int = 6) -> list[int]:
-    "Widths (multiples of 64) from where the unique body fills half the cache (widest dtype) to where the ELT block is twice it (narrowest)."
+def sweep_widths(cache_bytes: float, n_unique: int = 2, depth: int = 8, bytes_per_weight: tuple[int, ...] = (4,), points: int = 6,
+                 max_width: int = 4096) -> list[int]:
+    "Widths (multiples of 64, ≤ `max_width`) from where the unique body fills half the cache (widest dtype) to where the ELT block is twice it (narrowest)."
     lo = math.sqrt(cache_bytes / 2 / (depth * 12 * max(bytes_per_weight)))     # a layer holds ≈ 12·width² weights
     hi = math.sqrt(2 * cache_bytes / (n_unique * 12 * min(bytes_per_weight)))
+    hi = max(lo, min(hi, max_width))
     ws = [lo * (hi / lo) ** (i / (points - 1)) for i in range(points)]
     return sorted({max(64, 64 * round(w / 64)) for w in ws})
 
@@ -216,18 +224,19 @@ def throughput_point(pair: Pair, batch: int, dtype: str = 'fp32', mode: str = 's
            'iqr_unique': [batch / res['unique']['q3_s'], batch / res['unique']['q1_s']],
            'iqr_elt': [batch / res['elt']['q3_s'], batch / res['elt']['q1_s']],
            'ratio': timing_summary(ratios)['median_s'], 'ratio_iqr': _iqr(ratios)}
+    cast = {k: cast_seconds(m, device) for k, m in models.items()} if machine and mode == 'autocast' else {}
     del models
-    if machine: out.update(roofline_point(pair, batch, dtype, mode, device, machine))
+    if machine: out.update(roofline_point(pair, batch, dtype, mode, device, machine, cast))
     return out
 
-def roofline_point(pair: Pair, batch: int, dtype: str, mode: str, device, machine: dict) -> dict:
-    "The roofline's predicted seconds of both models and their ratio, with the GEMM rate measured at the model's shapes."
+def roofline_point(pair: Pair, batch: int, dtype: str, mode: str, device, machine: dict, cast_s: dict | None = None) -> dict:
+    "The roofline's predicted seconds of both models and their ratio, with the GEMM rate measured at the model's shapes (and autocast's casts)."
     nbytes = DTYPES['fp32' if mode == 'autocast' else dtype].itemsize
     gemm = gemm_rate(batch * (pair.tokens + 1), pair.width, 4 * pair.width, dtype, device)
     flops, t = pair.forward_flops(batch), {}
     for which, loops in (('unique', 1), ('elt', pair.n_loops)):
         block, other = pair.weight_bytes(which, nbytes)
-        t[which] = roofline_time(flops, block, loops, other, gemm, machine, cast_bytes=(block + other) if mode == 'autocast' else 0.0)
+        t[which] = roofline_time(flops, block, loops, other, gemm, machine, (cast_s or {}).get(which, 0.0))
     return {'gemm_rate': gemm, 'predicted_s_unique': t['unique'], 'predicted_s_elt': t['elt'], 'predicted_ratio': t['unique'] / t['elt'],
             'flops': flops, 'block_bytes_unique': pair.weight_bytes('unique', nbytes)[0], 'block_bytes_elt': pair.weight_bytes('elt', nbytes)[0]}
 
