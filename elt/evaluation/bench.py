@@ -301,21 +301,23 @@ def _rss_kib(field: str) -> int:
     except OSError: pass
     raise RuntimeError("measured CPU peak memory needs Linux's /proc/self/status")
 
-def _peak_work(kind: str, pair: dict, which: str, batch: int, dtype: str, mode: str):
+def _training_step(pair: Pair, which: str, batch: int, dtype: str, mode: str, device='cpu'):
+    "One training step (forward, backward, AdamW) of `pair`'s `which` model: fp32 master weights, bf16 autocast if `dtype='bf16'`."
     from elt.families.maskgit import maskgit_loss, token_objective
+    tokens = torch.randint(0, pair.vocab, (batch, pair.tokens), device=device); labels = torch.randint(0, 10, (batch,), device=device)
+    m, n_loops = pair.model(which, device=device).train(), (1 if which == 'unique' else pair.n_loops)
+    opt = torch.optim.AdamW(m.parameters())
+    with autocast(device, dtype == 'bf16'):
+        objective = token_objective(mode=mode if n_loops > 1 else 'vanilla', loops_max=n_loops)
+        loss, _ = maskgit_loss(m, objective, (tokens, labels), 0.5, torch.Generator(device).manual_seed(0))
+    loss.backward(); opt.step()
+
+def _peak_work(kind: str, pair: dict, which: str, batch: int, dtype: str, mode: str):
     # a fresh process's high-water mark is the interpreter's; make the model's first allocations the ones that raise it
     pair = Pair(**pair)
-    tokens = torch.randint(0, pair.vocab, (batch, pair.tokens)); labels = torch.randint(0, 10, (batch,))
-    if kind == 'inference':                                           # weights stored in the timed dtype
-        m = pair.model(which, dtype)
-        with torch.no_grad(): m(tokens, labels)
-        return
-    m, n_loops = pair.model(which).train(), (1 if which == 'unique' else pair.n_loops)   # training: fp32 master weights
-    opt = torch.optim.AdamW(m.parameters())
-    with autocast('cpu', dtype == 'bf16'):
-        objective = token_objective(mode=mode if n_loops > 1 else 'vanilla', loops_max=n_loops)
-        loss, _ = maskgit_loss(m, objective, (tokens, labels), 0.5, torch.Generator().manual_seed(0))
-    loss.backward(); opt.step()
+    if kind == 'training': return _training_step(pair, which, batch, dtype, mode)
+    m = pair.model(which, dtype)                                      # inference: weights stored in the timed dtype
+    with torch.no_grad(): m(torch.randint(0, pair.vocab, (batch, pair.tokens)), torch.randint(0, 10, (batch,)))
 
 def peak_memory_cpu(kind: str, pair: Pair, which: str, batch: int, dtype: str = 'fp32', mode: str = 'ilsd') -> int:
     "Measured peak resident memory (bytes) that one `kind` ('inference' step or 'training' step) of `pair`'s `which` model adds, in a fresh process."
@@ -393,11 +395,16 @@ def training_point(width: int = 256, n_unique: int = 2, n_loops: int = 4, batch:
             'steps_per_s_bf16': 1 / res['bf16']['median_s'], 'bf16_speedup': res['fp32']['median_s'] / res['bf16']['median_s']}
 
 # %% ../../nbs/12_bench.ipynb #c8d60ae7
-def training_memory(width: int = 256, depth: int = 8, n_unique: int = 2, batch: int = 64) -> list[dict]:
-    "Measured peak memory of one training step: unique vs ELT, fp32 vs bf16 autocast, ILSD vs vanilla (CPU: fresh-process peak RSS)."
-    pair, rows = Pair(width, n_unique, depth // n_unique), []
+def training_memory(width: int = 256, depth: int = 8, n_unique: int = 2, batch: int = 64, device=None) -> list[dict]:
+    "Measured peak memory of one training step: unique vs ELT, fp32 vs bf16 autocast, ILSD vs vanilla (CPU: fresh-process peak RSS; CUDA: allocator)."
+    device = get_device(device); pair, rows = Pair(width, n_unique, depth // n_unique), []
     for label, (which, mode) in {'unique': ('unique', 'vanilla'), 'ELT vanilla': ('elt', 'vanilla'), 'ELT ILSD': ('elt', 'ilsd')}.items():
         for dtype in ('fp32', 'bf16'):
-            rows.append({'model': label, 'dtype': dtype, 'width': width, 'batch': batch,
-                         'peak_bytes': peak_memory_cpu('training', pair, which, batch, dtype, mode)})
+            if device.type == 'cuda':
+                torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats(device); base = torch.cuda.memory_allocated(device)
+                _training_step(pair, which, batch, dtype, mode, device)
+                peak, kind = torch.cuda.max_memory_allocated(device) - base, 'measured (CUDA allocator)'
+            else:
+                peak, kind = peak_memory_cpu('training', pair, which, batch, dtype, mode), 'measured (peak RSS of a fresh process above its baseline)'
+            rows.append({'model': label, 'dtype': dtype, 'width': width, 'batch': batch, 'peak_bytes': peak, 'kind': kind})
     return rows

@@ -213,7 +213,7 @@ def _throughput_table(r) -> str:
                   '| width | batch | unique img/s | ELT img/s | ELT / unique [IQR] |', '|---|---|---|---|---|']
         extra += [f"| {q['width']} | {q['batch']} | {q['img_per_s_unique']:.1f} | {q['img_per_s_elt']:.1f} | {rate(q)} |" for q in full]
     if tm:
-        extra += ['', f"Peak memory of one training step (width {tm[0]['width']}, batch {tm[0]['batch']}, measured: peak RSS of a fresh process above its baseline):", '',
+        extra += ['', f"Peak memory of one training step (width {tm[0]['width']}, batch {tm[0]['batch']}, {tm[0].get('kind', 'measured (peak RSS of a fresh process above its baseline)')}):", '',
                   '| model | fp32 (MiB) | bf16 autocast (MiB) |', '|---|---|---|']
         for model in dict.fromkeys(x['model'] for x in tm):
             b = {x['dtype']: x['peak_bytes'] / 2 ** 20 for x in tm if x['model'] == model}
