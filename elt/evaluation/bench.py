@@ -14,10 +14,11 @@ from ..families.maskgit import MaskGIT, MaskGITConfig, maskgit_flops, maskgit_sa
 
 # %% auto #0
 __all__ = ['DTYPES', 'TABLE3', 'PAPER_TABLE3', 'TPU_V6E', 'dtype_supported', 'machine_info', 'nominal_cache_bytes',
-           'peak_gemm_flops', 'memory_bandwidth', 'bandwidth_curve', 'effective_cache', 'cast_rate', 'measure_machine',
-           'gemm_rate', 'cast_seconds', 'roofline_time', 'Pair', 'sweep_widths', 'graphed', 'throughput_point',
-           'roofline_point', 'sample_point', 'memory_point', 'peak_memory_cpu', 'tpu_time', 'tpu_ratio',
-           'tpu_required_bandwidth', 'tpu_table', 'training_point', 'training_memory']
+           'cuda_peak_bytes', 'peak_gemm_flops', 'memory_bandwidth', 'bandwidth_curve', 'effective_cache',
+           'measure_machine', 'gemm_rate', 'cast_seconds', 'roofline_time', 'Pair', 'fitting_width', 'sweep_widths',
+           'graphed', 'pair_timings', 'throughput_point', 'roofline_point', 'sample_point', 'memory_point',
+           'peak_memory_cpu', 'tpu_time', 'tpu_ratio', 'tpu_required_bandwidth', 'tpu_table', 'training_point',
+           'training_memory']
 
 # %% ../../nbs/12_bench.ipynb #f388b621
 DTYPES = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
@@ -47,6 +48,12 @@ def nominal_cache_bytes(device='cpu') -> int | None:
         if m: sizes.append(int(m[1]) * {'': 1, 'K': 2 ** 10, 'M': 2 ** 20, 'G': 2 ** 30}[m[2]])
     return max(sizes, default=None)
 
+def cuda_peak_bytes(fn: Callable, device) -> int:
+    "Bytes the CUDA allocator's peak rises above what was allocated before `fn()` ran."
+    torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats(device); base = torch.cuda.memory_allocated(device)
+    fn()
+    return torch.cuda.max_memory_allocated(device) - base
+
 def peak_gemm_flops(n: int = 2048, dtype: str = 'fp32', device='cpu', repeats: int = 5) -> float:
     "FLOP/s of an n×n×n matrix product with both operands stored in `dtype` (median of `repeats`)."
     a, b = (torch.randn(n, n, device=device, dtype=DTYPES[dtype]) for _ in range(2))
@@ -73,12 +80,6 @@ def effective_cache(curve: list[tuple[int, float]], factor: float = 1.25) -> tup
         size = s
     return size, statistics.median(bw for s, bw in curve if size / 4 <= s <= size), dram
 
-def cast_rate(n_bytes: int = 1 << 28, device='cpu', repeats: int = 5) -> float:
-    "fp32 bytes converted to bf16 per second (what autocast pays per weight byte)."
-    x = torch.empty(n_bytes // 4, device=device).uniform_()
-    t = interleaved_timings({'cast': lambda: x.to(torch.bfloat16)}, repeats=repeats, warmup=1, device=device)['cast']
-    return n_bytes / timing_summary(t)['median_s']
-
 def measure_machine(device=None, dtypes=('fp32', 'bf16'), cache_bytes: int | None = None, repeats: int = 5) -> dict:
     "`machine_info` plus the roofline's measured slopes: GEMM rate per dtype, the bandwidth curve, the effective cache."
     device = get_device(device); m = machine_info(device)
@@ -88,8 +89,7 @@ def measure_machine(device=None, dtypes=('fp32', 'bf16'), cache_bytes: int | Non
     size, bw_cache, bw_dram = effective_cache(curve)
     m.update(gemm={d: peak_gemm_flops(2048, d, device, repeats) for d in dtypes if dtype_supported(d, device)},
              bandwidth_curve=curve, nominal_cache_bytes=nominal, cache_bytes=cache_bytes or size,
-             cache_source='given' if cache_bytes else 'measured (bandwidth curve)', bw_cache=bw_cache, bw_dram=bw_dram,
-             cast_rate=cast_rate(1 << 28, device, repeats))
+             cache_source='given' if cache_bytes else 'measured (bandwidth curve)', bw_cache=bw_cache, bw_dram=bw_dram)
     return m
 
 # %% ../../nbs/12_bench.ipynb #5b76b181
@@ -134,8 +134,10 @@ class Pair:
     @property
     def n_heads(self) -> int: return self.heads or max(1, self.width // 64)
     @property
-    def label(self) -> str:
-        return f"{self.name + ': ' if self.name else ''}{self.n_unique}N×{self.n_loops}L vs {self.depth}×1, width {self.width}, {self.tokens} tokens"
+    def fields(self) -> dict:
+        "What every results row of this pair records about it."
+        return {'config': self.name or f'{self.width}', 'width': self.width, 'depth': self.depth, 'n_unique': self.n_unique,
+                'n_loops': self.n_loops, 'tokens': self.tokens, 'vocab': self.vocab, 'heads': self.n_heads}
 
     def config(self, which: str) -> MaskGITConfig:
         if which not in ('unique', 'elt'): raise ValueError(f"which must be 'unique' or 'elt', got {which!r}")
@@ -166,12 +168,15 @@ TABLE3 = {'B': Pair(768, 6, 2, 256, 1024, name='B'), 'L': Pair(1024, 8, 3, 256, 
           'XL': Pair(1152, 7, 4, 256, 1024, name='XL'), 'H': Pair(1280, 8, 4, 256, 1024, name='H')}
 PAPER_TABLE3 = {'B': 1.0, 'L': 2.9, 'XL': 3.3, 'H': 3.5}
 
+def fitting_width(cache_bytes: float, layers: int, bytes_per_weight: int) -> float:
+    "The width at which `layers` transformer layers fill `cache_bytes` (a layer holds ≈ 12·width² weights)."
+    return math.sqrt(cache_bytes / (layers * 12 * bytes_per_weight))
+
 def sweep_widths(cache_bytes: float, n_unique: int = 2, depth: int = 8, bytes_per_weight: tuple[int, ...] = (4,), points: int = 6,
                  max_width: int = 4096) -> list[int]:
     "Widths (multiples of 64, ≤ `max_width`) from where the unique body fills half the cache (widest dtype) to where the ELT block is twice it (narrowest)."
-    lo = math.sqrt(cache_bytes / 2 / (depth * 12 * max(bytes_per_weight)))     # a layer holds ≈ 12·width² weights
-    hi = math.sqrt(2 * cache_bytes / (n_unique * 12 * min(bytes_per_weight)))
-    hi = max(lo, min(hi, max_width))
+    lo = fitting_width(cache_bytes / 2, depth, max(bytes_per_weight))
+    hi = max(lo, min(fitting_width(2 * cache_bytes, n_unique, min(bytes_per_weight)), max_width))
     ws = [lo * (hi / lo) ** (i / (points - 1)) for i in range(points)]
     return sorted({max(64, 64 * round(w / 64)) for w in ws})
 
@@ -190,8 +195,14 @@ def graphed(fn: Callable, device) -> Callable:
                            "captured — pass graphs=False to time it eagerly (launch overhead included)") from e
     return graph.replay
 
-def _iqr(xs: list[float]) -> list[float]:
-    s = timing_summary(xs); return [s['q1_s'], s['q3_s']]
+def pair_timings(fns: dict[str, Callable], batch: int, repeats: int, warmup: int, device) -> dict:
+    "Images/s of `fns['unique']` and `fns['elt']` run interleaved (median, IQR), and ELT / unique as the median of the per-round ratios (IQR)."
+    times = interleaved_timings(fns, repeats=repeats, warmup=warmup, device=device)
+    res = {k: timing_summary(v) for k, v in times.items()}
+    ratios = timing_summary([u / e for u, e in zip(times['unique'], times['elt'])])
+    return {**{f'img_per_s_{k}': batch / res[k]['median_s'] for k in ('unique', 'elt')},
+            **{f'iqr_{k}': [batch / res[k]['q3_s'], batch / res[k]['q1_s']] for k in ('unique', 'elt')},
+            'ratio': ratios['median_s'], 'ratio_iqr': [ratios['q1_s'], ratios['q3_s']]}
 
 def throughput_point(pair: Pair, batch: int, dtype: str = 'fp32', mode: str = 'stored', repeats: int = 7, device=None,
                      graphs: bool = True, machine: dict | None = None) -> dict:
@@ -213,17 +224,9 @@ def throughput_point(pair: Pair, batch: int, dtype: str = 'fp32', mode: str = 's
                    else contextlib.nullcontext())
             with torch.no_grad(), ctx: m(tokens, labels)
         return graphed(run, device) if use_graphs else run
-    times = interleaved_timings({k: step(m) for k, m in models.items()}, repeats=repeats, warmup=2, device=device)
-    ratios = [u / e for u, e in zip(times['unique'], times['elt'])]
-    res = {k: timing_summary(v) for k, v in times.items()}
-    out = {'config': pair.name or f'{pair.width}', 'width': pair.width, 'depth': pair.depth, 'n_unique': pair.n_unique,
-           'n_loops': pair.n_loops, 'tokens': pair.tokens, 'vocab': pair.vocab, 'heads': pair.n_heads, 'batch': batch,
-           'dtype': dtype, 'mode': mode, 'graphs': use_graphs, 'device': str(device), 'repeats': repeats,
+    out = {**pair.fields, 'batch': batch, 'dtype': dtype, 'mode': mode, 'graphs': use_graphs, 'device': str(device), 'repeats': repeats,
            'params_unique': n_params(models['unique']), 'params_elt': n_params(models['elt']),
-           'img_per_s_unique': batch / res['unique']['median_s'], 'img_per_s_elt': batch / res['elt']['median_s'],
-           'iqr_unique': [batch / res['unique']['q3_s'], batch / res['unique']['q1_s']],
-           'iqr_elt': [batch / res['elt']['q3_s'], batch / res['elt']['q1_s']],
-           'ratio': timing_summary(ratios)['median_s'], 'ratio_iqr': _iqr(ratios)}
+           **pair_timings({k: step(m) for k, m in models.items()}, batch, repeats, 2, device)}
     cast = {k: cast_seconds(m, device) for k, m in models.items()} if machine and mode == 'autocast' else {}
     del models
     if machine: out.update(roofline_point(pair, batch, dtype, mode, device, machine, cast))
@@ -233,12 +236,12 @@ def roofline_point(pair: Pair, batch: int, dtype: str, mode: str, device, machin
     "The roofline's predicted seconds of both models and their ratio, with the GEMM rate measured at the model's shapes (and autocast's casts)."
     nbytes = DTYPES['fp32' if mode == 'autocast' else dtype].itemsize
     gemm = gemm_rate(batch * (pair.tokens + 1), pair.width, 4 * pair.width, dtype, device)
-    flops, t = pair.forward_flops(batch), {}
+    flops, out = pair.forward_flops(batch), {}
     for which, loops in (('unique', 1), ('elt', pair.n_loops)):
         block, other = pair.weight_bytes(which, nbytes)
-        t[which] = roofline_time(flops, block, loops, other, gemm, machine, (cast_s or {}).get(which, 0.0))
-    return {'gemm_rate': gemm, 'predicted_s_unique': t['unique'], 'predicted_s_elt': t['elt'], 'predicted_ratio': t['unique'] / t['elt'],
-            'flops': flops, 'block_bytes_unique': pair.weight_bytes('unique', nbytes)[0], 'block_bytes_elt': pair.weight_bytes('elt', nbytes)[0]}
+        out[f'predicted_s_{which}'] = roofline_time(flops, block, loops, other, gemm, machine, (cast_s or {}).get(which, 0.0))
+        out[f'block_bytes_{which}'] = block
+    return {**out, 'gemm_rate': gemm, 'flops': flops, 'predicted_ratio': out['predicted_s_unique'] / out['predicted_s_elt']}
 
 # %% ../../nbs/12_bench.ipynb #e05cd65c
 def sample_point(pair: Pair, batch: int, dtype: str = 'fp32', steps: int = 8, repeats: int = 7, device=None) -> dict:
@@ -249,28 +252,21 @@ def sample_point(pair: Pair, batch: int, dtype: str = 'fp32', steps: int = 8, re
     labels = (torch.arange(batch) % 10).to(device)
     def run(m):
         return lambda: maskgit_sample(m, m.cfg, labels, steps=steps, generator=torch.Generator(device).manual_seed(0))
-    times = interleaved_timings({k: run(m) for k, m in models.items()}, repeats=repeats, warmup=1, device=device)
-    res, ratios = {k: timing_summary(v) for k, v in times.items()}, [u / e for u, e in zip(times['unique'], times['elt'])]
-    out = {'config': pair.name or f'{pair.width}', 'width': pair.width, 'depth': pair.depth, 'n_unique': pair.n_unique,
-           'tokens': pair.tokens, 'batch': batch, 'dtype': dtype, 'steps': steps, 'repeats': repeats,
-           'img_per_s_unique': batch / res['unique']['median_s'], 'img_per_s_elt': batch / res['elt']['median_s'],
-           'ratio': timing_summary(ratios)['median_s'], 'ratio_iqr': _iqr(ratios)}
-    return out
+    return {**pair.fields, 'batch': batch, 'dtype': dtype, 'steps': steps, 'repeats': repeats,
+            **pair_timings({k: run(m) for k, m in models.items()}, batch, repeats, 1, device)}
 
 # %% ../../nbs/12_bench.ipynb #4e70e5cf
 def memory_point(pair: Pair, batch: int, dtype: str = 'fp32', device=None) -> dict:
     "Parameter bytes (exact) and measured peak forward memory (CUDA allocator, or a fresh CPU process's peak RSS) of both models."
     device = get_device(device)
-    out = {'config': pair.name or f'{pair.width}', 'width': pair.width, 'depth': pair.depth, 'n_unique': pair.n_unique,
-           'tokens': pair.tokens, 'batch': batch, 'dtype': dtype, 'device': str(device)}
+    out = {**pair.fields, 'batch': batch, 'dtype': dtype, 'device': str(device)}
     for name in ('unique', 'elt'):
         block, other = pair.weight_bytes(name, DTYPES[dtype].itemsize)
         out[f'param_bytes_{name}'], out[f'body_param_bytes_{name}'] = block + other, block
         if device.type == 'cuda':
             m = pair.model(name, dtype, device)
-            torch.cuda.reset_peak_memory_stats(device); base = torch.cuda.memory_allocated(device)
-            with torch.no_grad(): m(torch.randint(0, pair.vocab, (batch, pair.tokens), device=device), torch.zeros(batch, dtype=torch.long, device=device))
-            out[f'peak_bytes_{name}'] = torch.cuda.max_memory_allocated(device) - base + out[f'param_bytes_{name}']
+            tokens, labels = torch.randint(0, pair.vocab, (batch, pair.tokens), device=device), torch.zeros(batch, dtype=torch.long, device=device)
+            out[f'peak_bytes_{name}'] = cuda_peak_bytes(lambda: m(tokens, labels), device) + out[f'param_bytes_{name}']
             out['peak_kind'] = 'measured (CUDA allocator)'
             del m
         else:
@@ -401,9 +397,8 @@ def training_memory(width: int = 256, depth: int = 8, n_unique: int = 2, batch: 
     for label, (which, mode) in {'unique': ('unique', 'vanilla'), 'ELT vanilla': ('elt', 'vanilla'), 'ELT ILSD': ('elt', 'ilsd')}.items():
         for dtype in ('fp32', 'bf16'):
             if device.type == 'cuda':
-                torch.cuda.empty_cache(); torch.cuda.reset_peak_memory_stats(device); base = torch.cuda.memory_allocated(device)
-                _training_step(pair, which, batch, dtype, mode, device)
-                peak, kind = torch.cuda.max_memory_allocated(device) - base, 'measured (CUDA allocator)'
+                peak = cuda_peak_bytes(lambda: _training_step(pair, which, batch, dtype, mode, device), device)
+                kind = 'measured (CUDA allocator)'
             else:
                 peak, kind = peak_memory_cpu('training', pair, which, batch, dtype, mode), 'measured (peak RSS of a fresh process above its baseline)'
             rows.append({'model': label, 'dtype': dtype, 'width': width, 'batch': batch, 'peak_bytes': peak, 'kind': kind})
