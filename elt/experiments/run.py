@@ -37,19 +37,19 @@ PROFILES = {
         **_reproduction(families={'maskgit': _SMOKE, 'diffusion': dict(_SMOKE, snapshot_every=10), 'flow': _SMOKE}, video={}, seeds=[0], split='2x2'),
         'throughput': {},
     }},
-    'default': {'out_dir': 'figures', 'workers': 1, 'experiments': {
+    'default': {'out_dir': 'figures', 'workers': 2, 'experiments': {
         'data_overview': dict(n_per_class=10, n_frames=8),
         **_reproduction(families={
-                            'maskgit': dict(width='S', depth=8, patch=7, steps=800, batch_size=32, n_samples=500, sample_steps=8, cfg_scale=2.0),
+                            'maskgit': dict(width='S', depth=8, patch=7, steps=800, batch_size=32, bf16=False, n_samples=500, sample_steps=8, cfg_scale=2.0),
                             'diffusion': dict(width='S', depth=8, steps=720, batch_size=32, lr=2e-3, n_samples=300, sample_steps=10,
                                               cfg_scale=2.0, snapshot_every=240),
                             'flow': dict(width='S', depth=8, steps=500, batch_size=32, lr=2e-3, n_samples=300, sample_steps=10, cfg_scale=2.0),
                         },
-                        video=dict(recipe=dict(width='S', steps=1200, batch_size=32, lr=3e-3, n_samples=300, depth=8, patch=16,
+                        video=dict(recipe=dict(width='S', steps=1200, batch_size=32, lr=3e-3, bf16=False, n_samples=300, depth=8, patch=16,
                                                n_codes=512, n_train_clips=20000, cfg_scale=2.0),
                                    split='2x4', seeds=[0, 1], decode_steps=[12, 24], extra_loops=2),
                         seeds=[0, 1], split='2x4', iso_splits=['8x1', '2x4', '1x8'], extrapolate_loops=2,
-                        adaptive=dict(signals=['agreement'], n_probe=100, quantiles=[0.6, 0.35, 0.15], shares=[0.8, 0.95])),
+                        adaptive=dict(signals=['agreement'], n_probe=100, quantiles=[0.5, 0.2], shares=[0.9])),
         'throughput': dict(dtypes=['fp32', 'bf16'], autocast_row=True, widths=[], sweep_points=4, max_width=1536, sweep_batches=[1, 8],
                            table3=['B', 'L', 'XL', 'H'], table3_dtypes=['bf16'], table3_batches=[1], repeats=7, train_width=256,
                            sample_widths=[256], sample_steps=8),
