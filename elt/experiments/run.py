@@ -40,12 +40,13 @@ PROFILES = {
     'default': {'out_dir': 'figures', 'workers': 2, 'experiments': {
         'data_overview': dict(n_per_class=10, n_frames=8),
         **_reproduction(families={
-                            'maskgit': dict(width='S', depth=8, patch=7, steps=800, batch_size=32, bf16=False, n_samples=500, sample_steps=8, cfg_scale=2.0),
-                            'diffusion': dict(width='S', depth=8, steps=720, batch_size=32, lr=2e-3, n_samples=300, sample_steps=10,
-                                              cfg_scale=2.0, snapshot_every=240),
-                            'flow': dict(width='S', depth=8, steps=500, batch_size=32, lr=2e-3, n_samples=300, sample_steps=10, cfg_scale=2.0),
+                            'maskgit': dict(width='S', depth=8, patch=7, steps=800, batch_size=32, bf16=False, n_samples=400, sample_steps=12, cfg_scale=2.0),
+                            'diffusion': dict(width='S', depth=8, patch=7, steps=1080, batch_size=32, lr=2e-3, bf16=False, n_samples=400,
+                                              sample_steps=6, cfg_scale=2.0, snapshot_every=360),
+                            'flow': dict(width='S', depth=8, patch=7, steps=1000, batch_size=32, lr=2e-3, bf16=False, n_samples=400,
+                                         sample_steps=6, cfg_scale=2.0),
                         },
-                        video=dict(recipe=dict(width='S', steps=1200, batch_size=32, lr=3e-3, bf16=False, n_samples=300, depth=8, patch=16,
+                        video=dict(recipe=dict(width='S', steps=800, batch_size=32, lr=3e-3, bf16=False, n_samples=200, depth=8, patch=16,
                                                n_codes=512, n_train_clips=20000, cfg_scale=2.0),
                                    split='2x4', seeds=[0, 1], decode_steps=[12, 24], extra_loops=2),
                         seeds=[0, 1], split='2x4', iso_splits=['8x1', '2x4', '1x8'], extrapolate_loops=2,
