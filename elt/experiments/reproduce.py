@@ -4,7 +4,8 @@
 
 # %% ../../nbs/14_reproduce.ipynb #65a747e8
 from __future__ import annotations
-import argparse, dataclasses, json, math, os, statistics, sys, time
+import argparse, dataclasses, json, math, os, random, statistics, sys, time
+from functools import lru_cache
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -19,9 +20,10 @@ from ..method.looped import WIDTHS, n_params
 from ..method.train import TrainConfig
 
 # %% auto #0
-__all__ = ['REPRODUCED', 'INCONCLUSIVE', 'NOT_REPRODUCED', 'Recipe', 'Trained', 'train_model', 'train_models', 'main',
-           'store_evaluation', 'evaluate_loops', 'seed_runs', 'sample_grid', 'mean_std', 'fmt', 'noise_band', 'lower',
-           'within', 'combine', 'by_loops', 'seed_band', 'loops_curves']
+__all__ = ['REPRODUCED', 'INCONCLUSIVE', 'NOT_REPRODUCED', 'ALPHA', 'MIN_REL_SD', 'Recipe', 'Trained', 'train_model',
+           'train_models', 'main', 'store_evaluation', 'evaluate_loops', 'seed_runs', 'sample_grid', 'mean_std', 'fmt',
+           'betainc', 't_cdf', 't_quantile', 'LogRatio', 'log_ratio', 'Verdict', 'lower', 'within', 'combine',
+           'resampled_pairs', 'sampling_variance', 'simulate_verdicts', 'by_loops', 'seed_band', 'loops_curves']
 
 # %% ../../nbs/14_reproduce.ipynb #efa6edc7
 _SIZE_FIELDS = ('width', 'depth')
@@ -262,6 +264,8 @@ def sample_grid(t: Trained, loops: int, seed: int = 0, sample_steps: int | None 
 
 # %% ../../nbs/14_reproduce.ipynb #128890ee
 REPRODUCED, INCONCLUSIVE, NOT_REPRODUCED = 'reproduced', 'inconclusive', 'not reproduced'
+ALPHA = 0.05          # each one-sided test: at most 5% decisive verdicts when the truth sits on the boundary
+MIN_REL_SD = 0.01     # no score here is trusted to better than 1%: the floor of a spread measured as (near) zero
 
 def _floats(values) -> list[float]:
     values = [float(v) for v in values]
@@ -278,37 +282,170 @@ def fmt(values, digits: int = 1) -> str:
     m, s = mean_std(values)
     return f"{m:.{digits}f} ± {s:.{digits}f}" + (f" ({len(values)} seeds)" if len(values) > 1 else ' (1 seed)')
 
-def noise_band(a, b, k: float = 2.0) -> float | None:
-    "`k` standard errors of the difference of the means of two seed samples; None with fewer than 2 seeds on a side."
-    a, b = _floats(a), _floats(b)
-    if min(len(a), len(b)) < 2: return None
-    return k * math.sqrt(statistics.variance(a) / len(a) + statistics.variance(b) / len(b))
 
-def lower(a, b, k: float = 2.0) -> str:
-    "The verdict on the claim 'A is lower than B' (e.g. a FID), by the rule above."
-    band = noise_band(a, b, k)
-    if band is None: return INCONCLUSIVE
-    d = mean_std(a)[0] - mean_std(b)[0]
-    return REPRODUCED if d < -band else NOT_REPRODUCED if d > band else INCONCLUSIVE
+def _betacf(a: float, b: float, x: float) -> float:
+    "The continued fraction of the regularized incomplete beta function (modified Lentz)."
+    tiny, c, d = 1e-300, 1.0, 1.0 - (a + b) * x / (a + 1)
+    d = 1 / (d if abs(d) > tiny else tiny); h = d
+    for m in range(1, 300):
+        for num in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)), -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
+            d = 1 + num * d; d = 1 / (d if abs(d) > tiny else tiny)
+            c = 1 + num / c; c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1) < 1e-12: break
+    return h
 
-def within(a, b, tolerance: float, k: float = 2.0) -> str:
-    "The verdict on the claim 'A is at most (1 + tolerance)·B' (parity of a lower-is-better metric), by the rule above."
-    band = noise_band(a, b, k)
-    if band is None: return INCONCLUSIVE
-    d, margin = mean_std(a)[0] - mean_std(b)[0], tolerance * abs(mean_std(b)[0])
-    return REPRODUCED if d + band <= margin else NOT_REPRODUCED if d - band > margin else INCONCLUSIVE
+def betainc(a: float, b: float, x: float) -> float:
+    "The regularized incomplete beta function I_x(a, b)."
+    if x <= 0: return 0.0
+    if x >= 1: return 1.0
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x))
+    if x < (a + 1) / (a + b + 2): return front * _betacf(a, b, x) / a
+    return 1 - front * _betacf(b, a, 1 - x) / b
 
-def combine(verdicts) -> str:
-    "Every check reproduced → reproduced; any not reproduced → not reproduced; else inconclusive."
-    verdicts = list(verdicts)
-    if not verdicts: raise ValueError("no verdicts to combine")
-    return REPRODUCED if all(v == REPRODUCED for v in verdicts) else NOT_REPRODUCED if NOT_REPRODUCED in verdicts else INCONCLUSIVE
+def t_cdf(t: float, df: float) -> float:
+    "P(T ≤ t) for Student's t with `df` degrees of freedom."
+    tail = 0.5 * betainc(df / 2, 0.5, df / (df + t * t))
+    return 1 - tail if t > 0 else tail
+
+@lru_cache(maxsize=4096)
+def _t_quantile(p: float, df: float) -> float:
+    lo, hi = 0.0, 1.0
+    while t_cdf(hi, df) < p: hi *= 2
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if t_cdf(mid, df) < p else (lo, mid)
+    return (lo + hi) / 2
+
+def t_quantile(p: float, df: float) -> float:
+    "The p-quantile (p ≥ 0.5) of Student's t; `df` rounded down to 0.05 (a slightly wider interval, never a narrower one)."
+    if not 0.5 <= p < 1: raise ValueError(f"p must lie in [0.5, 1), got {p}")
+    if df < 1: raise ValueError(f"need at least 1 degree of freedom, got {df}")
+    return _t_quantile(p, math.floor(df * 20) / 20)
+
+def _by_seed(values) -> dict:
+    "{training seed: value}: a dict as it is, a list keyed by position."
+    d = dict(values) if isinstance(values, dict) else dict(enumerate(values))
+    bad = {k: v for k, v in d.items() if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0)}
+    if bad: raise ValueError(f"the rule compares positive finite quantities (it works on their logarithms); got {bad}")
+    return {k: float(v) for k, v in d.items()}
+
+@dataclass(frozen=True)
+class LogRatio:
+    "log(A/B) estimated from training seeds, with its standard error and degrees of freedom (see the equations above)."
+    estimate: float
+    se: float
+    df: float
+    n: tuple[int, int]
+    paired: bool
+
+def log_ratio(a, b, sampling_var: float = 0.0, paired: bool = False) -> LogRatio | None:
+    """log(A/B) of seed means on the log scale. `a`, `b`: one value per training seed ({seed: value} or a list), or `b` a
+    number (a fixed target). Each side's per-seed variance is the seeds' sample variance, floored at `sampling_var` (the
+    measured variance of one evaluation's log score) and at MIN_REL_SD²; Welch's degrees of freedom. `paired` (the same
+    models scored twice, e.g. at two loop counts): the per-seed differences, floored at twice the sampling variance.
+    None when a side has fewer than two seeds: no spread to judge by."""
+    floor = max(sampling_var, MIN_REL_SD ** 2)
+    A = {k: math.log(v) for k, v in _by_seed(a).items()}
+    if isinstance(b, (int, float)) and not isinstance(b, bool):
+        B, paired = {k: math.log(_by_seed([b])[0]) for k in A}, True; floor = max(sampling_var, MIN_REL_SD ** 2) / 2
+    else: B = {k: math.log(v) for k, v in _by_seed(b).items()}
+    if paired:
+        common = sorted(set(A) & set(B))
+        if len(common) < 2: return None
+        diffs = [A[k] - B[k] for k in common]
+        var = max(statistics.variance(diffs), 2 * floor)
+        return LogRatio(statistics.fmean(diffs), math.sqrt(var / len(diffs)), len(diffs) - 1, (len(common), len(common)), True)
+    if min(len(A), len(B)) < 2: return None
+    parts = [(max(statistics.variance(v), floor), len(v)) for v in (list(A.values()), list(B.values()))]
+    se2 = sum(v / n for v, n in parts)
+    df = se2 ** 2 / sum((v / n) ** 2 / (n - 1) for v, n in parts)
+    return LogRatio(statistics.fmean(A.values()) - statistics.fmean(B.values()), math.sqrt(se2), df, (len(A), len(B)), False)
+
+@dataclass(frozen=True)
+class Verdict:
+    "One check's outcome, the 1 − 2α interval of A/B it rests on, the boundary it was judged against, and its margin."
+    outcome: str
+    kind: str                                  # 'lower': A below B; 'within': A at most (1 + effect)·B
+    effect: float                              # the declared effect (relative): the gap to rule out, or the parity margin
+    ratio: float | None = None                 # A/B (seed means on the log scale)
+    interval: tuple[float, float] | None = None
+    margin: float | None = None                # log-ratio distance past the deciding boundary (> 0) or short of the nearest one (< 0)
+    df: float | None = None
+    n: tuple[int, int] | None = None
+    reason: str = ''
+
+    def __str__(self) -> str:
+        if self.interval is None: return f"{self.outcome} ({self.reason})"
+        goal = (f"reproduced if < 1, not if > {1 / (1 + self.effect):.2f}" if self.kind == 'lower'
+                else f"reproduced if < {1 + self.effect:.2f}, not if > {1 + self.effect:.2f}")
+        return (f"A/B {self.ratio:.3f} [{self.interval[0]:.3f}, {self.interval[1]:.3f}] ({goal}; margin {100 * self.margin:+.1f}%, "
+                f"df {self.df:.1f}, seeds {self.n[0]}/{self.n[1]}): {self.outcome}")
+
+def _judge(kind: str, effect: float, est: LogRatio | None, reproduced_below: float, not_above: float) -> Verdict:
+    if est is None: return Verdict(INCONCLUSIVE, kind, effect, reason='fewer than two training seeds on a side')
+    q = t_quantile(1 - ALPHA, est.df)
+    lo, hi = est.estimate - q * est.se, est.estimate + q * est.se
+    rep, nrep = reproduced_below - hi, lo - not_above
+    outcome = REPRODUCED if rep > 0 else NOT_REPRODUCED if nrep > 0 else INCONCLUSIVE
+    margin = rep if outcome == REPRODUCED else nrep if outcome == NOT_REPRODUCED else max(rep, nrep)
+    return Verdict(outcome, kind, effect, math.exp(est.estimate), (math.exp(lo), math.exp(hi)), margin, est.df, est.n)
+
+def lower(a, b, effect: float = 0.10, sampling_var: float = 0.0, paired: bool = False) -> Verdict:
+    """'A is lower than B' (a FID below another): **reproduced** when the whole interval of A/B lies below 1; **not
+    reproduced** when it lies above 1/(1 + effect) — the data rule out a gap as large as the declared one; else inconclusive."""
+    return _judge('lower', effect, log_ratio(a, b, sampling_var, paired), 0.0, -math.log1p(effect))
+
+def within(a, b, effect: float = 0.10, sampling_var: float = 0.0, paired: bool = False) -> Verdict:
+    """'A is at most (1 + effect)·B' (parity): **reproduced** when the whole interval of A/B lies below 1 + effect,
+    **not reproduced** when it lies above it, else inconclusive."""
+    b_log = math.log1p(effect)
+    return _judge('within', effect, log_ratio(a, b, sampling_var, paired), b_log, b_log)
+
+def combine(verdicts) -> Verdict:
+    """Every check reproduced → reproduced (the margin of the closest one); any not reproduced → not reproduced (the
+    clearest one); else inconclusive (the check closest to a decision)."""
+    vs = list(verdicts)
+    if not vs: raise ValueError("no verdicts to combine")
+    key = lambda v: -math.inf if v.margin is None else v.margin
+    if all(v.outcome == REPRODUCED for v in vs): return min(vs, key=key)
+    if any(v.outcome == NOT_REPRODUCED for v in vs): return max((v for v in vs if v.outcome == NOT_REPRODUCED), key=key)
+    return max((v for v in vs if v.outcome == INCONCLUSIVE), key=key)
+
+def resampled_pairs(rows: list[dict], metric: str, keys=('loops', 'sample_steps', 'step')) -> list[tuple[float, float]]:
+    "(score on sampling seed 0, score on sampling seed 1) for each setting of one model that was scored on both."
+    by = {}
+    for r in rows: by.setdefault(tuple(r.get(k) for k in keys), {})[r.get('sampling_seed', 0)] = r[metric]
+    return [(s[0], s[1]) for s in by.values() if 0 in s and 1 in s]
+
+def sampling_variance(pairs) -> float:
+    "The variance of one evaluation's log score from its samples alone: mean((log y0 − log y1)²) / 2 over the pairs (0 for none)."
+    pairs = list(pairs)
+    return statistics.fmean((math.log(x) - math.log(y)) ** 2 for x, y in pairs) / 2 if pairs else 0.0
+
+def simulate_verdicts(judge, true_log_ratio: float, n_seeds: int = 4, seed_sd: float = 0.05, sampling_sd: float = 0.03,
+                      paired: bool = False, n_pairs: int = 40, draws: int = 2000, seed: int = 0) -> dict[str, float]:
+    """How often `judge(a, b, sampling_var=…, paired=…)` says each outcome when log(A/B) truly is `true_log_ratio`: each
+    draw makes `n_seeds` training seeds per side (seed noise `seed_sd`, shared by both sides when `paired`, plus each
+    evaluation's sampling noise `sampling_sd`), and measures the sampling variance from `n_pairs` resampled pairs as
+    the experiments do."""
+    rng, counts = random.Random(seed), {REPRODUCED: 0, INCONCLUSIVE: 0, NOT_REPRODUCED: 0}
+    for _ in range(draws):
+        a, b = [], []
+        for _ in range(n_seeds):
+            u = rng.gauss(0, seed_sd)
+            a.append(math.exp(true_log_ratio + u + rng.gauss(0, sampling_sd)))
+            b.append(math.exp((u if paired else rng.gauss(0, seed_sd)) + rng.gauss(0, sampling_sd)))
+        v = sampling_variance((math.exp(rng.gauss(0, sampling_sd)), math.exp(rng.gauss(0, sampling_sd))) for _ in range(n_pairs))
+        counts[judge(a, b, sampling_var=v, paired=paired).outcome] += 1
+    return {k: c / draws for k, c in counts.items()}
 
 def by_loops(rows_per_seed: list[list[dict]], metric: str) -> dict[int, list[float]]:
-    "{loops: [metric of each seed]} from one list of rows per seed."
+    "{loops: [metric of each seed]} from one list of rows per seed (sampling seed 0)."
     out = {}
     for rows in rows_per_seed:
-        for r in rows: out.setdefault(r['loops'], []).append(r[metric])
+        for r in rows:
+            if r.get('sampling_seed', 0) == 0: out.setdefault(r['loops'], []).append(r[metric])
     return out
 
 # %% ../../nbs/14_reproduce.ipynb #f69a5552
