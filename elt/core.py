@@ -14,7 +14,7 @@ import torch
 __all__ = ['STALE_REUSED', 'project_root', 'data_dir', 'seed_everything', 'get_device', 'bf16_supported', 'autocast',
            'CheckpointError', 'config_diff', 'atomic_write', 'write_text_atomic', 'remove_stale_tmp', 'save_checkpoint',
            'load_checkpoint', 'sha256_file', 'config_key', 'code_hash', 'package_code_hash', 'type_problem',
-           'ParameterGuard', 'git_commit', 'output_dir', 'reuse_stale', 'note_stale', 'save_results',
+           'ParameterGuard', 'run_context', 'git_commit', 'output_dir', 'reuse_stale', 'note_stale', 'save_results',
            'interleaved_timings', 'timing_summary']
 
 # %% ../nbs/00_core.ipynb #6c1c0143
@@ -328,6 +328,11 @@ class ParameterGuard:
                 if not k.startswith('_') and k not in ('In', 'Out') and namespace[k] is not self}
 
 # %% ../nbs/00_core.ipynb #add3546f
+def run_context() -> dict:
+    "The profile and machine-speed probe `make figures` ran under (`$ELT_PROFILE`, `$ELT_SPEED_PROBE`); None where a notebook ran by hand."
+    probe = os.environ.get('ELT_SPEED_PROBE')
+    return {'profile': os.environ.get('ELT_PROFILE') or None, 'speed_probe': json.loads(probe) if probe else None}
+
 def git_commit() -> str:
     "The current commit of the project (with '-dirty' if the tree has uncommitted changes), or 'unknown'."
     try:
@@ -367,11 +372,11 @@ def note_stale(what: str, path, made_by: str, now: str):
           "Your code changes are NOT in these results. Unset ELT_REUSE_STALE to recompute.\n", file=sys.stderr, flush=True)
 
 def save_results(name: str, out_dir: str, results, params: dict, started: float, fig=None) -> Path:
-    "Write `<out>/<name>.json` (results, schema, parameters, commit, code hash, wall time, torch, device) and `<out>/<name>.png` if `fig`, each atomically."
+    "Write `<out>/<name>.json` (results, schema, parameters, commit, code hash, wall time, torch, device, profile, speed probe) and `<out>/<name>.png` if `fig`, each atomically."
     out = output_dir(out_dir)
     record = {'name': name, 'schema': getattr(results, 'SCHEMA', None), 'results': results, 'parameters': params,
               'git_commit': git_commit(), 'code_hash': package_code_hash(), 'wall_time_s': round(time.time() - started, 2),
-              'torch': torch.__version__, 'device': str(get_device()), **({'stale_reuse': STALE_REUSED} if STALE_REUSED else {})}
+              'torch': torch.__version__, 'device': str(get_device()), **run_context(), **({'stale_reuse': STALE_REUSED} if STALE_REUSED else {})}
     text = json.dumps(record, indent=1, default=_jsonable) + '\n'
     if fig is not None:
         atomic_write(out/f'{name}.png', lambda tmp: fig.savefig(tmp, format='png', dpi=110, bbox_inches='tight', metadata={'Software': None}))

@@ -23,7 +23,8 @@ from ..method.train import TrainConfig
 __all__ = ['REPRODUCED', 'INCONCLUSIVE', 'NOT_REPRODUCED', 'ALPHA', 'MIN_REL_SD', 'Recipe', 'Trained', 'train_model',
            'train_models', 'main', 'store_evaluation', 'evaluate_loops', 'seed_runs', 'sample_grid', 'mean_std', 'fmt',
            'betainc', 't_cdf', 't_quantile', 'LogRatio', 'log_ratio', 'Verdict', 'lower', 'within', 'combine',
-           'resampled_pairs', 'sampling_variance', 'simulate_verdicts', 'by_loops', 'seed_band', 'loops_curves']
+           'resampled_pairs', 'sampling_variance', 'simulate_verdicts', 'by_loops', 'NotMeasured', 'View', 'stability',
+           'seed_band', 'loops_curves']
 
 # %% ../../nbs/14_reproduce.ipynb #efa6edc7
 _SIZE_FIELDS = ('width', 'depth')
@@ -239,7 +240,7 @@ def evaluate_loops(t: Trained, loops_list: list[int], step: int | None = None, s
             rows.append(row); continue
         labels, t0 = torch.arange(n) % 10, time.perf_counter()
         outputs = sample_batched(lambda y, g: t.sample(y, loops, g, model, sample_steps), labels, seed=seed, device=t.device).float()
-        row = {'loops': loops, 'sample_steps': sample_steps, **fam.evaluate(outputs, labels),
+        row = {'loops': loops, 'sample_steps': sample_steps, 'sampling_seed': seed, **fam.evaluate(outputs, labels),
                'sample_seconds': round(time.perf_counter() - t0, 2), 'gflops': t.gflops(loops, sample_steps),
                'step': step if step is not None else t.steps}
         store_evaluation(path, row, outputs, labels)
@@ -377,10 +378,8 @@ class Verdict:
 
     def __str__(self) -> str:
         if self.interval is None: return f"{self.outcome} ({self.reason})"
-        goal = (f"reproduced if < 1, not if > {1 / (1 + self.effect):.2f}" if self.kind == 'lower'
-                else f"reproduced if < {1 + self.effect:.2f}, not if > {1 + self.effect:.2f}")
-        return (f"A/B {self.ratio:.3f} [{self.interval[0]:.3f}, {self.interval[1]:.3f}] ({goal}; margin {100 * self.margin:+.1f}%, "
-                f"df {self.df:.1f}, seeds {self.n[0]}/{self.n[1]}): {self.outcome}")
+        return (f"{self.ratio:.2f}× [{self.interval[0]:.2f}, {self.interval[1]:.2f}], margin {100 * self.margin:+.1f}%, "
+                f"ν {self.df:.1f}: {self.outcome}")
 
 def _judge(kind: str, effect: float, est: LogRatio | None, reproduced_below: float, not_above: float) -> Verdict:
     if est is None: return Verdict(INCONCLUSIVE, kind, effect, reason='fewer than two training seeds on a side')
@@ -447,6 +446,40 @@ def by_loops(rows_per_seed: list[list[dict]], metric: str) -> dict[int, list[flo
         for r in rows:
             if r.get('sampling_seed', 0) == 0: out.setdefault(r['loops'], []).append(r[metric])
     return out
+
+# %% ../../nbs/14_reproduce.ipynb #13114339
+class NotMeasured(LookupError):
+    "The evidence a view asks for was not measured (e.g. an experiment scored on one sampling seed only)."
+
+@dataclass(frozen=True)
+class View:
+    "The evidence a verdict is computed from: every training seed but `drop`, the scores of sampling seed `sampling_seed`."
+    drop: int | None = None
+    sampling_seed: int = 0
+
+    def __str__(self) -> str:
+        if self.drop is not None: return f'without training seed {self.drop}'
+        return 'all seeds' if self.sampling_seed == 0 else f'on sampling seed {self.sampling_seed}'
+
+    def pick(self, seeds, values, resampled=None) -> dict[int, float]:
+        "{training seed: value} of this view, from `values` (sampling seed 0) or `resampled` (seed 1), aligned with `seeds`."
+        vals = values if self.sampling_seed == 0 else resampled
+        if not vals: raise NotMeasured(f"not scored on sampling seed {self.sampling_seed}")
+        return {s: v for s, v in zip(seeds, vals) if s != self.drop}
+
+    def runs(self, runs: list[SeedRun], loops: int, metric: str, **match) -> dict[int, float]:
+        "{training seed: `metric` at `loops`} of the runs in this view."
+        try: return {r.seed: r.at(loops, metric, sampling_seed=self.sampling_seed, **match) for r in runs if r.seed != self.drop}
+        except KeyError as e: raise NotMeasured(str(e)) from None
+
+def stability(judge: Callable[[View], Verdict], seeds) -> tuple[Verdict, str]:
+    "`judge` on all the evidence, and 'stable' or 'fragile: <view> → <outcome>; …' over every other view of it."
+    main, moved, missing = judge(View()), [], []
+    for view in [View(drop=s) for s in seeds] + [View(sampling_seed=1)]:
+        try: outcome = judge(view).outcome
+        except NotMeasured: missing.append(str(view)); continue
+        if outcome != main.outcome: moved.append(f"{view} → {outcome}")
+    return main, ('fragile: ' + '; '.join(moved) if moved else 'stable') + (f" ({', '.join(missing)}: not measured)" if missing else '')
 
 # %% ../../nbs/14_reproduce.ipynb #f69a5552
 def seed_band(ax, x, values: list[list[float]], label: str, style: str = 'o-', **kw):

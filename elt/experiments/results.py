@@ -24,11 +24,12 @@ class SeedRun:
     rows: list[dict]
     seed: int | None = None
 
-    def at(self, loops: int, metric: str, **match) -> float:
-        "`metric` of the row at `loops` (and any other `key=value`, e.g. `sample_steps=24`)."
+    def at(self, loops: int, metric: str, sampling_seed: int = 0, **match) -> float:
+        "`metric` of the row at `loops` scored on `sampling_seed` (rows written before it was recorded count as seed 0), and any other `key=value`, e.g. `sample_steps=24`."
         for r in self.rows:
-            if r['loops'] == loops and all(r.get(k) == v for k, v in match.items()): return r[metric]
-        raise KeyError(f"run {self.run} (seed {self.seed}) has no row at loops={loops}{''.join(f', {k}={v}' for k, v in match.items())}")
+            if r['loops'] == loops and r.get('sampling_seed', 0) == sampling_seed and all(r.get(k) == v for k, v in match.items()): return r[metric]
+        raise KeyError(f"run {self.run} (seed {self.seed}) has no row at loops={loops}, sampling seed {sampling_seed}"
+                       f"{''.join(f', {k}={v}' for k, v in match.items())}")
 
 @dataclass
 class Anytime:
@@ -68,6 +69,7 @@ class SplitScores:
     scores: dict[str, list[float]]              # metric → one value per seed
     n: int
     runs: list[str]
+    resampled: dict[str, list[float]] = field(default_factory=dict)   # the same scores on sampling seed 1 (the stability check)
 
 @dataclass
 class IsoCompute:
@@ -96,6 +98,7 @@ class Curve:
     class_consistency: list[list[float]]
     train_seconds: list[float]
     params: int
+    resampled: list[list[float]] = field(default_factory=list)       # per snapshot, per seed: the metric on sampling seed 1
 
 @dataclass
 class Convergence:
@@ -175,6 +178,9 @@ class Claim:
     verdict: str                                # 'reproduced' | 'inconclusive' | 'not reproduced'
     sources: str
     scope: str = 'paper'                        # 'paper' | 'beyond the paper'
+    effect: str = ''                            # the effect the claim must show, declared before looking (e.g. 'parity: within 10%')
+    margin: float | None = None                 # log-ratio distance of the deciding check's interval past (> 0) or short of (< 0) its boundary
+    stability: str = ''                         # 'stable', or 'fragile: …' with what moved it (leave-one-seed-out, second sampling seed)
 
     def __post_init__(self):
         if self.verdict not in VERDICTS:
@@ -186,6 +192,7 @@ VERDICTS = ('reproduced', 'inconclusive', 'not reproduced')
 class Claims:
     SCHEMA = 'claims'
     claims: list[Claim]
+    noise: dict[str, dict] = field(default_factory=dict)     # family → measured sampling sd (log scale), pairs, training seeds, n
 
 @dataclass
 class AdaptiveRun:

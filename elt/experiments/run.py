@@ -10,20 +10,27 @@ from ..core import project_root
 from ..method.looped import WIDTHS
 
 # %% auto #0
-__all__ = ['PROFILES', 'EXPERIMENTS', 'NOTEBOOKS', 'WIDTHS_OF', 'RESULT_TABLES', 'experiment_plan', 'check_kernel',
+__all__ = ['PROFILES', 'EXPERIMENTS', 'NOTEBOOKS', 'WIDTHS_OF', 'RESULT_TABLES', 'experiment_plan', 'speed_probe', 'check_kernel',
            'run_experiments', 'main', 'readme_markdown', 'write_readme', 'results_markdown']
 
 # %% ../../nbs/15_run.ipynb #3e6b875e
 def _reproduction(families: dict, video: dict, seeds: list, split: str, convergence: str = 'diffusion', ablations: str = 'maskgit',
-                  norms: str = 'diffusion', extrapolate: tuple = ('maskgit', 'diffusion'), viewer: str = 'diffusion', **sizes) -> dict:
-    "The E1–E7 and video experiments of one profile: every notebook gets the same family recipes, so each model is trained once."
+                  norms: str = 'diffusion', extrapolate: tuple = ('maskgit', 'diffusion'), viewer: str = 'diffusion',
+                  central: tuple = ('maskgit', 'diffusion'), central_seeds: list | None = None, sampling_seeds: list = [0], **sizes) -> dict:
+    """The E1–E7 and video experiments of one profile: every notebook gets the same family recipes, so each model is trained once.
+    The `central` families' any-time models (ELT, vanilla, unique depth: the claims of iso-compute parity, ILSD against vanilla and
+    the monotone curve) train on `central_seeds`, everything else on `seeds`; the claims' rows are scored on every `sampling_seeds`."""
+    seeds_of = lambda fam: central_seeds if central_seeds and fam in central else seeds
     return {
-        **{f'{fam}_anytime': dict(family=fam, recipe=r, split=split, seeds=seeds, extra_loops=2) for fam, r in families.items()},
-        'iso_compute': dict(recipes=families, seeds=seeds, pareto_loops=sizes.get('pareto_loops', 3), splits=sizes.get('iso_splits', [])),
-        'convergence': dict(family=convergence, recipe=families[convergence], split=split, seeds=seeds),
+        **{f'{fam}_anytime': dict(family=fam, recipe=r, split=split, seeds=seeds_of(fam), sampling_seeds=sampling_seeds, extra_loops=2)
+           for fam, r in families.items()},
+        'iso_compute': dict(recipes=families, seeds=seeds, sampling_seeds=sampling_seeds, pareto_loops=sizes.get('pareto_loops', 3),
+                            splits=sizes.get('iso_splits', [])),
+        'convergence': dict(family=convergence, recipe=families[convergence], split=split, seeds=seeds, sampling_seeds=sampling_seeds),
         'ilsd_ablations': dict(family=ablations, recipe=families[ablations], split=split, seeds=seeds[:1], extra_loops=1),
         'update_norms': dict(family=norms, recipe=families[norms], split=split, seed=seeds[0], n=sizes.get('norm_samples', 200), extra_loops=2),
-        'extrapolation': dict(recipes={f: families[f] for f in extrapolate}, split=split, seeds=seeds, extra_loops=sizes.get('extrapolate_loops', 4)),
+        'extrapolation': dict(recipes={f: families[f] for f in extrapolate}, split=split, seeds=central_seeds or seeds,
+                              extra_loops=sizes.get('extrapolate_loops', 4)),
         'video': video,
         'adaptive': dict(recipes=families, split=split, seeds=seeds, **sizes.get('adaptive', {})),
         **({'viewer': dict(family=viewer, recipe=families[viewer], split=split, seed=seeds[0])} if viewer in families else {}),
@@ -34,7 +41,7 @@ _SMOKE = dict(width='T', depth=4, steps=30, batch_size=32, n_samples=50, sample_
 PROFILES = {
     'smoke': {'out_dir': '', 'experiments': {
         'data_overview': {},
-        **_reproduction(families={'maskgit': _SMOKE, 'diffusion': dict(_SMOKE, snapshot_every=10), 'flow': _SMOKE}, video={}, seeds=[0], split='2x2'),
+        **_reproduction(families={'maskgit': _SMOKE, 'diffusion': dict(_SMOKE, snapshot_every=10), 'flow': _SMOKE}, video={}, seeds=[0], central_seeds=[0, 1], sampling_seeds=[0, 1], split='2x2'),
         'throughput': {},
     }},
     'default': {'out_dir': 'figures', 'workers': 2, 'experiments': {
@@ -49,10 +56,10 @@ PROFILES = {
                         video=dict(recipe=dict(width='S', steps=800, batch_size=32, lr=3e-3, bf16=False, n_samples=200, depth=8, patch=16,
                                                n_codes=512, n_train_clips=20000, cfg_scale=2.0),
                                    split='2x4', seeds=[0, 1], decode_steps=[12, 24], extra_loops=2),
-                        seeds=[0, 1], split='2x4', iso_splits=['8x1', '2x4', '1x8'], extrapolate_loops=2,
+                        seeds=[0, 1], central_seeds=[0, 1, 2, 3], sampling_seeds=[0, 1], split='2x4', iso_splits=['8x1', '2x4', '1x8'], extrapolate_loops=2,
                         adaptive=dict(signals=['agreement'], n_probe=100, quantiles=[0.5, 0.2], shares=[0.9])),
-        'throughput': dict(dtypes=['fp32', 'bf16'], autocast_row=True, widths=[], sweep_points=4, max_width=1536, sweep_batches=[1, 8],
-                           table3=['B', 'L', 'XL', 'H'], table3_dtypes=['bf16'], table3_batches=[1], repeats=7, train_width=256,
+        'throughput': dict(dtypes=['fp32', 'bf16'], autocast_row=True, widths=[], sweep_points=3, max_width=1536, sweep_batches=[1, 8],
+                           table3=['B', 'L', 'XL', 'H'], table3_dtypes=['bf16'], table3_batches=[1], repeats=5, train_width=256,
                            sample_widths=[256], sample_steps=8),
     }},
     'gpu': {'out_dir': 'figures/gpu', 'workers': 6, 'experiments': {
@@ -66,7 +73,7 @@ PROFILES = {
                         video=dict(recipe=dict(width='B', steps=3000, batch_size=128, n_samples=1000, depth=8, patch=8, n_codes=512,
                                                n_train_clips=40000, cfg_scale=2.0),
                                    split='2x4', seeds=[0, 1, 2], decode_steps=[12, 24], extra_loops=2),
-                        seeds=[0, 1, 2], split='2x4', pareto_loops=4, norm_samples=1000,
+                        seeds=[0, 1, 2], central_seeds=[0, 1, 2, 3, 4], sampling_seeds=[0, 1], split='2x4', pareto_loops=4, norm_samples=1000,
                         adaptive=dict(signals=['agreement', 'update'], n_probe=400)),
         'throughput': dict(dtypes=['fp32', 'bf16', 'fp16'], autocast_row=True, widths=[], sweep_points=6, max_width=4096, sweep_batches=[1, 8, 64],
                            table3=['B', 'L', 'XL', 'H'], table3_dtypes=['bf16', 'fp16'], table3_batches=[1, 8, 64], memory_table3=True, repeats=9,
@@ -88,6 +95,22 @@ def experiment_plan(profile: str, only: list[str] | None = None) -> list[tuple[s
     return [(n, {**prof['experiments'][n], 'out_dir': prof['out_dir']}) for n in names]
 
 # %% ../../nbs/15_run.ipynb #35888f7b
+def speed_probe(steps: int = 120) -> dict:
+    """Training steps/s of the default profile's masked ELT (2N×4L, its recipe, ILSD) in this process, trained afresh in a
+    temporary run directory: a machine-speed figure recorded beside every timing, to tell a slow machine from a regression."""
+    import tempfile, torch
+    from .reproduce import Recipe, train_model
+    recipe = {**PROFILES['default']['experiments']['maskgit_anytime']['recipe'], 'steps': steps, 'snapshot_every': 0}
+    rec, before = Recipe.of('maskgit', recipe), os.environ.get('ELT_RUNS')
+    with tempfile.TemporaryDirectory() as runs:
+        os.environ['ELT_RUNS'] = runs
+        try: t = train_model(rec, '2x4', seed=12345, show_progress=False)
+        finally:
+            if before is None: os.environ.pop('ELT_RUNS', None)
+            else: os.environ['ELT_RUNS'] = before
+    return {'model': f"maskgit elt-{rec.width}-2x4 ILSD, {'bf16' if rec.bf16 else 'fp32'}, batch {rec.batch_size}", 'steps': steps,
+            'threads': torch.get_num_threads(), 'steps_per_s': round(steps / t.train_seconds, 2)}
+
 def check_kernel(kernel: str) -> str:
     "`kernel` if Jupyter knows a kernel of that name; else an error listing the kernels it knows."
     from jupyter_client.kernelspec import KernelSpecManager
@@ -106,6 +129,9 @@ def run_experiments(profile: str = 'default', only: list[str] | None = None, ker
     plan, summary = experiment_plan(profile, only), []
     check_kernel(kernel)
     os.environ['ELT_WORKERS'] = str(PROFILES[profile].get('workers', 1))      # read by train_models in the notebooks' kernels
+    probe = speed_probe()
+    print(f"speed probe: {probe['model']}, {probe['steps']} steps on {probe['threads']} threads: {probe['steps_per_s']} steps/s", flush=True)
+    os.environ['ELT_PROFILE'], os.environ['ELT_SPEED_PROBE'] = profile, json.dumps(probe)   # recorded in every results JSON
     for i, (name, params) in enumerate(plan, 1):
         print(f"[{i}/{len(plan)}] {name}  {json.dumps(params)}", flush=True)
         started = time.time(); executed = runs/f'{name}.ipynb'
