@@ -181,6 +181,7 @@ class Claim:
     effect: str = ''                            # the effect the claim must show, declared before looking (e.g. 'parity: within 10%')
     margin: float | None = None                 # log-ratio distance of the deciding check's interval past (> 0) or short of (< 0) its boundary
     stability: str = ''                         # 'stable', or 'fragile: …' with what moved it (leave-one-seed-out, second sampling seed)
+    ratio: list[float] | None = None            # the deciding check's A/B and its 90% interval: [ratio, lo, hi]
 
     def __post_init__(self):
         if self.verdict not in VERDICTS:

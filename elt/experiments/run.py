@@ -209,9 +209,26 @@ def _anytime_table(r) -> str:
             f"mean ± std over training seeds {r.seeds}" + ('' if r.in_paper else ' (a family the paper did not try: beyond the paper)'))
 
 def _claims_table(r) -> str:
-    lines = ['| claim | paper | measured here | verdict |', '|---|---|---|---|']
-    lines += [f"| {c.claim}{' *(beyond the paper)*' if c.scope != 'paper' else ''} | {c.paper} | {c.measured} | **{c.verdict}** |" for c in r.claims]
-    return '\n'.join(lines)
+    lines = ['| claim | paper | declared effect | measured here | verdict | margin | stability |', '|---|---|---|---|---|---|---|']
+    lines += [f"| {c.claim}{' *(beyond the paper)*' if c.scope != 'paper' else ''} | {c.paper} | {c.effect} | {c.measured} | **{c.verdict}** | "
+              f"{'' if c.margin is None else f'{100 * c.margin:+.1f}%'} | {c.stability} |" for c in r.claims]
+    return '\n'.join(lines) + '\n\n' + _tally(r)
+
+def _tally(r) -> str:
+    n = {o: sum(c.verdict == o for c in r.claims) for o in ('reproduced', 'inconclusive', 'not reproduced')}
+    fragile = sum(c.stability.startswith('fragile') for c in r.claims)
+    return (f"Tally: **{n['reproduced']} reproduced, {n['inconclusive']} inconclusive, {n['not reproduced']} not reproduced**; "
+            f"{fragile} of {len(r.claims)} verdicts fragile.")
+
+def _claims_summary(r) -> str:
+    "One line per claim: the claim, its verdict, its deciding check's A/B with the 90% interval, and its stability."
+    lines = ['| claim | verdict | A/B [90% interval] | stable? |', '|---|---|---|---|']
+    for c in r.claims:
+        num = '—' if not c.ratio else f"{c.ratio[0]:.2f}× [{c.ratio[1]:.2f}, {c.ratio[2]:.2f}]"
+        name, _, family = c.claim.partition(' — ')
+        lines.append(f"| {name}{f' — {family.split(chr(40))[0].strip()} *(beyond the paper)*' if family else ''} | **{c.verdict}** | {num} | "
+                     f"{'fragile' if c.stability.startswith('fragile') else 'stable' if c.stability.startswith('stable') else '—'} |")
+    return '\n'.join(lines) + '\n\n' + _tally(r)
 
 def _video_table(r) -> str: return r.table
 
@@ -284,18 +301,22 @@ def _adaptive_table(r) -> str:
             "GFLOPs are counted (halting's extra readouts included), wall-clock is measured in one process, one setting after the other.")
 
 WIDTHS_OF = {k: w for k, (w, _) in WIDTHS.items()}
-RESULT_TABLES = {'anytime': _anytime_table, 'iso_compute': _iso_table, 'claims': _claims_table, 'video': _video_table,
+RESULT_TABLES = {'anytime': _anytime_table, 'iso_compute': _iso_table, 'claims': _claims_table, 'claims_summary': _claims_summary, 'video': _video_table,
                  'throughput': _throughput_table, 'adaptive': _adaptive_table}
 
-def results_markdown(name: str, figures: Path | None = None) -> str:
-    "A markdown table of `figures/<name>.json`, read through its schema, with its source named; a note when it is not there yet."
+def results_markdown(name: str, figures: Path | None = None, table: str | None = None) -> str:
+    """A markdown table of `figures/<name>.json`, read through its schema (or the `table` renderer of `RESULT_TABLES`, e.g.
+    'claims_summary'), with its source named: notebook, commit, wall time, profile, device and speed probe; a note when it is not there yet."""
     from elt.experiments.results import ResultsError, load_results, schema_of
     path = Path(figures or project_root()/'figures')/f'{name}.json'
     if not path.exists(): return f"*`figures/{name}.json` does not exist yet: run `make figures`.*"
     rec = json.loads(path.read_text())
-    try: table = RESULT_TABLES[schema_of(rec).SCHEMA](load_results(name, path.parent, rec))
+    try: table = RESULT_TABLES[table or schema_of(rec).SCHEMA](load_results(name, path.parent, rec))
     except ResultsError as e:
         return f"*`figures/{name}.json` does not match the current results schema ({e}): run `make figures` to regenerate it.*"
 
+    probe = rec.get('speed_probe')
+    run = ''.join([f", profile {rec['profile']}" if rec.get('profile') else '', f", device {rec['device']}" if rec.get('device') else '',
+                   f", speed probe {probe['steps_per_s']} steps/s" if probe else ''])
     return table + f"\n\n*Source: `figures/{name}.json` (`nbs/experiments/{NOTEBOOKS.get(name, name)}.ipynb`, " \
-           f"commit {rec['git_commit'][:12]}, {rec['wall_time_s'] / 60:.1f} min).*"
+           f"commit {rec['git_commit'][:12]}, {rec['wall_time_s'] / 60:.1f} min{run}).*"

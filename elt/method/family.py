@@ -17,7 +17,7 @@ from .train import TrainConfig, run_training
 # %% auto #0
 __all__ = ['FAMILIES', 'Family', 'register_family', 'family_names', 'get_family', 'as_labels', 'check_classes', 'drop_labels',
            'check_sampling', 'prepare_sampling', 'check_image_patch', 'pixel_gap', 'token_gap', 'guided',
-           'sample_batched', 'as_options', 'train_family']
+           'anytime_figure', 'sample_batched', 'as_options', 'train_family']
 
 # %% ../../nbs/05_family.ipynb #5bb78111
 @dataclass(frozen=True)
@@ -154,6 +154,28 @@ def guided(predict: Callable, inputs: tuple, labels: torch.Tensor, null_class: i
     out = _as_float(predict(*(torch.cat([x, x]) for x in inputs), torch.cat([labels, torch.full_like(labels, null_class)]), **kw))
     mix = lambda o: (1 + scale) * o[:B] - scale * o[B:]
     return [mix(o) for o in out] if isinstance(out, list) else mix(out)
+
+# %% ../../nbs/05_family.ipynb #72cd1456
+def anytime_figure(loops_max: int = 4, steps: int = 6, schedules: dict | None = None):
+    "Any-time sampling: the loops spent at each sampling step, for fixed loop counts and a per-step schedule, the same weights."
+    import matplotlib.pyplot as plt
+    schedules = schedules or {'L = 1 (cheapest)': [1] * steps, f'L = L_max = {loops_max}': [loops_max] * steps,
+                              'decreasing schedule': [max(1, round(loops_max - (loops_max - 1) * k / (steps - 1))) for k in range(steps)]}
+    fig, axes = plt.subplots(1, len(schedules), figsize=(3.1 * len(schedules), 2.8), sharey=True)
+    for ax, (name, loops) in zip(axes, schedules.items()):
+        for k, L in enumerate(loops):
+            for l in range(loops_max):
+                ax.add_patch(plt.Rectangle((k + 0.08, l + 0.08), 0.84, 0.84, fc='#4C72B0' if l < L else '#f0f0f0', ec='white'))
+        ax.set_xlim(0, steps); ax.set_ylim(0, loops_max); ax.set_aspect('equal')
+        ax.set_xticks([k + 0.5 for k in range(steps)], [str(k + 1) for k in range(steps)], fontsize=7)
+        ax.set_yticks([l + 0.5 for l in range(loops_max)], [str(l + 1) for l in range(loops_max)], fontsize=7)
+        ax.set_xlabel('sampling step (noisy → clean)', fontsize=7)
+        ax.set_title(f'{name}: {sum(loops)} block passes', fontsize=8)
+        for s in ax.spines.values(): s.set_visible(False)
+    axes[0].set_ylabel('loop of the block', fontsize=7)
+    fig.suptitle('Any-time inference: one set of weights; the loops per sampling step (filled) are chosen at sampling time', fontsize=8)
+    fig.tight_layout()
+    return fig
 
 # %% ../../nbs/05_family.ipynb #0d623cc7
 def sample_batched(sample: Callable, labels: torch.Tensor, batch: int = 250, seed: int = 0, device=None) -> torch.Tensor:

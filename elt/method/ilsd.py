@@ -10,11 +10,37 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from ..core import autocast, interleaved_timings, seed_everything, timing_summary
-from .looped import LoopedConfig, LoopedTransformer, check_loops
+from .looped import LoopedConfig, LoopedTransformer, _arrow, _box, _unrolled, check_loops
 
 # %% auto #0
-__all__ = ['ILSDConfig', 'ILSD', 'DiffusionTarget', 'masked_cross_entropy', 'masked_soft_cross_entropy', 'per_sample_mse',
-           'weighted_mse', 'weighted_mse_distill', 'ilsd_step_overhead']
+__all__ = ['ilsd_figure', 'ILSDConfig', 'ILSD', 'DiffusionTarget', 'masked_cross_entropy', 'masked_soft_cross_entropy',
+           'per_sample_mse', 'weighted_mse', 'weighted_mse_distill', 'ilsd_step_overhead']
+
+# %% ../../nbs/03_ilsd.ipynb #1048a584
+def ilsd_figure(n_unique: int = 2, loops_max: int = 4, loops_student: int = 2):
+    "ILSD in one forward pass: the teacher reads the state at L_max, the student the same pass at L_int < L_max; Eq. 3's three terms."
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(1.8 + 1.25 * loops_max, 2.6 + 0.5 * n_unique))
+    tops = _unrolled(ax, n_unique, loops_max)
+    (xs, _), (xt, _) = tops[loops_student - 1], tops[-1]
+    y = -0.6
+    _box(ax, xs - 0.55, y, 1.1, 0.42, f'student ŷ at\nL_int = {loops_student}', '#2a9d8f', 7)
+    _box(ax, xt - 0.55, y, 1.1, 0.42, f'teacher ŷ at\nL_max = {loops_max}', '#264653', 7)
+    _arrow(ax, (xs, 0.48), (xs, y + 0.44)); _arrow(ax, (xt, 0.48), (xt, y + 0.44))
+    yl = -1.75
+    mid = (xs + xt) / 2
+    _box(ax, xt + 0.1, yl, 1.5, 0.45, 'GT(teacher, y)', '#f4a261', 7, 'k')
+    _box(ax, xs - 1.75, yl, 1.5, 0.45, 'λ · GT(student, y)', '#f4a261', 7, 'k')
+    _box(ax, mid - 0.95, yl, 1.9, 0.45, '(1 − λ) · Dist(student,\nsg(teacher))', '#e9c46a', 7, 'k')
+    _arrow(ax, (xt + 0.2, y - 0.02), (xt + 0.8, yl + 0.47)); _arrow(ax, (xs - 0.2, y - 0.02), (xs - 1.0, yl + 0.47))
+    _arrow(ax, (xs + 0.2, y - 0.02), (mid - 0.3, yl + 0.47))
+    _arrow(ax, (xt - 0.3, y - 0.02), (mid + 0.4, yl + 0.47), colour='#999999', ls=':')
+    ax.text(mid + 0.5, (y + yl) / 2 + 0.05, 'sg: stop-gradient,\nno gradient to\nthe teacher', fontsize=6, color='#777777', ha='right')
+    ax.set_title(f'ILSD (Eq. 3): one forward pass of L_max = {loops_max} loops; the student is its prefix, read out at a '
+                 f'loop drawn each step,\nL_min ≤ L_int < L_max; λ decays 1 → 0 over training; no second pass, no EMA teacher', fontsize=8)
+    ax.set_xlim(min(xs - 1.9, -0.2), xt + 1.8); ax.set_ylim(yl - 0.2, tops[0][1] + 0.5); ax.axis('off')
+    fig.tight_layout()
+    return fig
 
 # %% ../../nbs/03_ilsd.ipynb #e0bb4dc5
 @dataclass

@@ -11,8 +11,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['WIDTHS', 'SPLITS', 'LOOPED_CONFIGS', 'SelfAttention', 'Layer', 'BodySize', 'LoopedConfig', 'check_loops',
-           'LoopedTransformer', 'looped_config', 'layer_flops', 'looped_flops', 'n_params', 'loop_updates']
+__all__ = ['LAYER_COLOURS', 'WIDTHS', 'SPLITS', 'LOOPED_CONFIGS', 'SelfAttention', 'Layer', 'looped_block_figure', 'BodySize',
+           'LoopedConfig', 'check_loops', 'LoopedTransformer', 'looped_config', 'layer_flops', 'looped_flops',
+           'n_params', 'loop_updates']
 
 # %% ../../nbs/02_looped.ipynb #9a9254a9
 class SelfAttention(nn.Module):
@@ -50,6 +51,52 @@ class Layer(nn.Module):
         shift1, scale1, gate1, shift2, scale2, gate2 = self.ada(cond)[:, None].chunk(6, dim=-1)   # 6 × (B, 1, D)
         x = x + gate1 * self.attn(self.norm1(x) * (1 + scale1) + shift1)
         return x + gate2 * self.mlp(self.norm2(x) * (1 + scale2) + shift2)
+
+# %% ../../nbs/02_looped.ipynb #9d30d644
+LAYER_COLOURS = ['#4C72B0', '#DD8452', '#55A868', '#C44E52', '#8172B3', '#937860', '#DA8BC3', '#8C8C8C']
+
+def _box(ax, x, y, w, h, text, colour, fontsize=8, text_colour='white', **kw):
+    "A rounded box with centred text."
+    from matplotlib.patches import FancyBboxPatch
+    ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle='round,pad=0.02,rounding_size=0.08', fc=colour, ec='k', lw=0.6, **kw))
+    ax.text(x + w / 2, y + h / 2, text, ha='center', va='center', fontsize=fontsize, color=text_colour)
+
+def _arrow(ax, a, b, colour='k', style='-|>', ls='-', lw=0.9, rad=0.0):
+    "An arrow from point a to point b."
+    from matplotlib.patches import FancyArrowPatch
+    ax.add_patch(FancyArrowPatch(a, b, arrowstyle=style, mutation_scale=9, color=colour, lw=lw, ls=ls, connectionstyle=f'arc3,rad={rad}'))
+
+def _unrolled(ax, n_unique, n_loops, x0=1.2, dx=1.25, h=0.42):
+    "Draw L columns of the same N layers (colour = weights θ_i); return the x centre and top of each loop's column."
+    tops = []
+    for l in range(n_loops):
+        x = x0 + l * dx
+        for i in range(n_unique):
+            _box(ax, x, 0.5 + i * (h + 0.08), 0.9, h, f'θ{i + 1}', LAYER_COLOURS[i % len(LAYER_COLOURS)])
+        top = 0.5 + n_unique * (h + 0.08)
+        ax.text(x + 0.45, top + 0.05, f'loop {l + 1}', ha='center', va='bottom', fontsize=7)
+        if l: _arrow(ax, (x - dx + 0.92, 0.5 + h / 2), (x - 0.02, 0.5 + h / 2))
+        tops.append((x + 0.45, top))
+    return tops
+
+def looped_block_figure(n_unique: int = 2, n_loops: int = 4):
+    "The looped block inside one sampling step: the same N layers (one colour per weight set) applied L times, an exit after every loop into one shared head."
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(1.6 + 1.25 * n_loops, 1.9 + 0.5 * n_unique))
+    _box(ax, 0.0, 0.5, 0.9, 0.42, 'embed\nx, class', '#eeeeee', 7, 'k')
+    tops = _unrolled(ax, n_unique, n_loops)
+    _arrow(ax, (0.92, 0.71), (1.18, 0.71))
+    y_head = -0.55
+    for l, (x, top) in enumerate(tops):
+        _arrow(ax, (x, 0.48), (x, y_head + 0.42), colour='#555555', ls='--' if l < n_loops - 1 else '-')
+        _box(ax, x - 0.45, y_head, 0.9, 0.4, f'head → ŷ{l + 1}', '#333333', 7)
+    ax.text(tops[-1][0] + 0.6, 0.5, f'effective depth N×L = {n_unique * n_loops}\nweights of N = {n_unique} layers',
+            fontsize=7, va='bottom')
+    ax.set_title(f'One sampling step of ELT {n_unique}N×{n_loops}L: the same {n_unique} layers (one colour per weight set) '
+                 f'applied {n_loops} times;\nevery loop can exit into one shared head (dashed: any-time exits, solid: L = L_max)', fontsize=8)
+    ax.set_xlim(-0.2, tops[-1][0] + 2.2); ax.set_ylim(y_head - 0.2, tops[0][1] + 0.5); ax.axis('off')
+    fig.tight_layout()
+    return fig
 
 # %% ../../nbs/02_looped.ipynb #9e797fd8
 @dataclass
