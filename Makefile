@@ -11,13 +11,14 @@ STAMP := $(VENV)/.installed
 DATA := data/FashionMNIST/raw/t10k-labels-idx1-ubyte
 BROWSER := /usr/bin/chromedriver
 
-.PHONY: test figures setup data browser lab readme export clean-nbs sync-check help
+.PHONY: test figures docs setup data browser lab readme export clean-nbs sync-check help
 
 help:
 	@echo "make test      run every notebook's tests (nbdev_test) and pytest"
 	@echo "make figures   run the experiment notebooks with papermill (PROFILE=smoke|default|gpu)"
 	@echo "make lab       open the notebooks in JupyterLab"
-	@echo "make readme    regenerate README.md from nbs/index.ipynb"
+	@echo "make docs      render every notebook into the book, _book/index.html (nbconvert, math offline)"
+	@echo "make readme    regenerate README.md and figures/README.md from nbs/index.ipynb and nbs/results.ipynb"
 	@echo "make export    notebooks -> elt/ (nbdev_export) and nbdev_clean"
 
 setup: $(STAMP)
@@ -54,6 +55,10 @@ test: $(STAMP) $(DATA) $(BROWSER)
 
 figures: $(STAMP) $(DATA)
 	$(BIN)/python -m elt.experiments.run --profile $(PROFILE)
+
+# The book: every notebook rendered with nbconvert (library notebooks executed), navigation in the paper's order.
+docs: $(STAMP) $(DATA)
+	$(BIN)/python -m elt.docs
 
 lab: $(STAMP) $(DATA)
 	$(BIN)/jupyter lab nbs

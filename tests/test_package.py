@@ -40,8 +40,18 @@ def test_notebooks_and_package_in_sync(tmp_path):
 
 
 def test_readme_generated_from_index():
-    from elt.experiments.run import readme_markdown
-    assert (ROOT / 'README.md').read_text() == readme_markdown(), 'README.md is stale: run `make readme`'
+    from elt.experiments.run import PAGES, readme_markdown
+    for notebook, page in PAGES.items():
+        assert (ROOT / page).read_text() == readme_markdown(page=page), f'{page} is stale (its notebook is nbs/{notebook}): run `make readme`'
+
+
+def test_readme_is_a_front_door():
+    lines = (ROOT / 'README.md').read_text().splitlines()
+    assert len(lines) <= 200, f'README.md has {len(lines)} lines; the front door is at most about 200 (move detail to nbs/results.ipynb)'
+    text = '\n'.join(lines)
+    for link in ('figures/README.md', 'figures/claims.md', 'nbs/teaching.ipynb', 'nbs/guide.ipynb', 'figures/method_looped.png'):
+        assert f']({link})' in text, f'README.md should link {link}'
+        assert (ROOT / link).exists(), f'README.md links {link}, which does not exist'
 
 
 def test_papermill_refuses_unknown_parameter(tmp_path):

@@ -1,13 +1,9 @@
 "The any-time viewer in a real browser: headless Chromium loads the page, a test moves the sliders, the screenshots before and after differ, and the page logs no console error."
-import shutil
 from pathlib import Path
-import pytest
 import torch
 from elt.viewer import png_strip, viewer_html
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which('chromium') or '/usr/bin/chromium'
-DRIVER = shutil.which('chromedriver') or '/usr/bin/chromedriver'
 
 def synthetic_data() -> dict:
     "A page's data with a different random picture at every (model, loops, step, class)."
@@ -17,21 +13,6 @@ def synthetic_data() -> dict:
                for i, m in enumerate(models)}
     return {'title': 'synthetic', 'models': models, 'loops': loops, 'loops_max': 2, 'steps': steps, 'steps_name': 'DDIM steps',
             'classes': [f'class {c}' for c in range(10)], 'metric': 'FID-FMNIST', 'images': images, 'metrics': metrics}
-
-@pytest.fixture(scope='module')
-def browser():
-    for path in (CHROMIUM, DRIVER):
-        if not Path(path).exists():
-            pytest.fail(f"{path} not found: the browser test needs headless Chromium and its driver. `make test` installs Debian's "
-                        "packages as root (apt-get install chromium chromium-driver); elsewhere install them and put them on PATH.")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    opts = webdriver.ChromeOptions(); opts.binary_location = CHROMIUM
-    for arg in ('--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--window-size=1280,900'): opts.add_argument(arg)
-    opts.set_capability('goog:loggingPrefs', {'browser': 'ALL'})
-    driver = webdriver.Chrome(service=Service(DRIVER), options=opts)
-    yield driver
-    driver.quit()
 
 def _drag_to_left_end(driver, element_id: str):
     from selenium.webdriver.common.action_chains import ActionChains

@@ -10,8 +10,9 @@ from ..core import project_root
 from ..method.looped import WIDTHS
 
 # %% auto #0
-__all__ = ['PROFILES', 'EXPERIMENTS', 'NOTEBOOKS', 'WIDTHS_OF', 'RESULT_TABLES', 'experiment_plan', 'speed_probe', 'check_kernel',
-           'run_experiments', 'main', 'readme_markdown', 'write_readme', 'results_markdown']
+__all__ = ['PROFILES', 'EXPERIMENTS', 'NOTEBOOKS', 'PAGES', 'WIDTHS_OF', 'RESULT_TABLES', 'experiment_plan', 'speed_probe',
+           'check_kernel', 'run_experiments', 'main', 'readme_markdown', 'method_pictures', 'write_readme',
+           'results_markdown']
 
 # %% ../../nbs/15_run.ipynb #3e6b875e
 def _reproduction(families: dict, video: dict, seeds: list, split: str, convergence: str = 'diffusion', ablations: str = 'maskgit',
@@ -163,12 +164,16 @@ def main(argv=None):
 if __name__ == '__main__' and not hasattr(sys, 'ps1') and 'ipykernel' not in sys.modules: main()
 
 # %% ../../nbs/15_run.ipynb #04c99019
-def readme_markdown(index: Path | None = None) -> str:
-    "README.md's text, rendered from `nbs/index.ipynb` with nbconvert (`#| hide` cells dropped, `#| echo: false` sources hidden)."
+PAGES = {'index.ipynb': 'README.md', 'results.ipynb': 'figures/README.md'}    # notebook in nbs/ → the markdown page made from it
+
+def readme_markdown(index: Path | None = None, page: str = 'README.md') -> str:
+    """A markdown page (README.md by default), rendered from its notebook (`nbs/index.ipynb`) with nbconvert (`#| hide`
+    cells dropped, `#| echo: false` sources hidden); links written relative to `nbs/` are rewritten relative to the page."""
     import nbformat
     from nbconvert import MarkdownExporter
     from nbconvert.preprocessors import TagRemovePreprocessor
-    nb = nbformat.read(index or project_root()/'nbs'/'index.ipynb', as_version=4)
+    notebook = {v: k for k, v in PAGES.items()}[page]
+    nb = nbformat.read(index or project_root()/'nbs'/notebook, as_version=4)
     nb.cells = [c for c in nb.cells if not (c.cell_type == 'code' and c.source.lstrip().startswith('#| hide'))]
     for c in nb.cells:
         if c.cell_type != 'code': continue
@@ -177,21 +182,40 @@ def readme_markdown(index: Path | None = None) -> str:
     exporter = MarkdownExporter()
     exporter.register_preprocessor(TagRemovePreprocessor(remove_input_tags={'hide-input'}), enabled=True)
     body, _ = exporter.from_notebook_node(nb)
-    body = body.replace('](../figures/', '](figures/').replace('src="../figures/', 'src="figures/')
-    return '<!-- generated from nbs/index.ipynb by `make readme`; edit the notebook, not this file -->\n\n' + body.strip() + '\n'
+    for old, new in ((f'](../{Path(page).parent}/', ']('), (f'src="../{Path(page).parent}/', 'src="')) if '/' in page else \
+                    (('](../', ']('), ('src="../', 'src="')):
+        body = body.replace(old, new)
+    return f'<!-- generated from nbs/{notebook} by `make readme`; edit the notebook, not this file -->\n\n' + body.strip() + '\n'
 
-def write_readme(execute: bool = True) -> Path:
-    "Re-execute the index notebook (its tables read `figures/*.json`), clean it, and regenerate README.md from it."
+def method_pictures(figures: Path | None = None) -> list[Path]:
+    "Draw the method's pictures (the looped block, ILSD, any-time loops) from the library into `figures/method_*.png` for the pages."
+    from elt.core import atomic_write
+    from elt.method.family import anytime_figure
+    from elt.method.ilsd import ilsd_figure
+    from elt.method.looped import looped_block_figure
+    out = Path(figures or project_root()/'figures'); paths = []
+    for name, fig in (('looped', looped_block_figure(2, 4)), ('ilsd', ilsd_figure(2, 4, 2)), ('anytime', anytime_figure(4, 6))):
+        paths.append(atomic_write(out/f'method_{name}.png', lambda tmp: fig.savefig(tmp, format='png', dpi=110, bbox_inches='tight',
+                                                                                    metadata={'Software': None})))
+    return paths
+
+def write_readme(execute: bool = True) -> list[Path]:
+    """Draw the method's pictures; re-execute the page notebooks (index, results, teaching: their tables read
+    `figures/*.json`), clean them, and regenerate README.md and figures/README.md from them."""
     import subprocess, nbformat
     from nbclient import NotebookClient
-    root = project_root(); index = root/'nbs'/'index.ipynb'
-    if execute:
-        nb = nbformat.read(index, as_version=4)
-        NotebookClient(nb, timeout=600, kernel_name='python3', resources={'metadata': {'path': str(root/'nbs')}}).execute()
-        nbformat.write(nb, index)
-        subprocess.run([str(Path(sys.executable).parent/'nbdev_clean'), '--fname', str(index)], cwd=root, check=True)
-    path = root/'README.md'; path.write_text(readme_markdown(index))
-    return path
+    root = project_root(); method_pictures(root/'figures')
+    for name in (*PAGES, 'teaching.ipynb'):
+        path = root/'nbs'/name
+        if execute:
+            nb = nbformat.read(path, as_version=4)
+            NotebookClient(nb, timeout=600, kernel_name='python3', resources={'metadata': {'path': str(root/'nbs')}}).execute()
+            nbformat.write(nb, path)
+            subprocess.run([str(Path(sys.executable).parent/'nbdev_clean'), '--fname', str(path)], cwd=root, check=True)
+    pages = []
+    for name, page in PAGES.items():
+        pages.append(root/page); pages[-1].write_text(readme_markdown(root/'nbs'/name, page))
+    return pages
 
 # %% ../../nbs/15_run.ipynb #b81a7746
 def _anytime_table(r) -> str:
