@@ -50,7 +50,7 @@ $(BROWSER):
 	else echo "not root: install chromium and chromedriver yourself for tests/test_viewer_browser.py"; fi
 
 test: $(STAMP) $(DATA) $(BROWSER)
-	$(BIN)/nbdev_test --n_workers 2
+	$(BIN)/nbdev_test --n_workers 2 --timing
 	$(BIN)/python -m pytest -q tests
 
 figures: $(STAMP) $(DATA)
