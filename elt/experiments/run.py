@@ -250,7 +250,8 @@ def _claims_summary(r) -> str:
     for c in r.claims:
         num = '—' if not c.ratio else f"{c.ratio[0]:.2f}× [{c.ratio[1]:.2f}, {c.ratio[2]:.2f}]"
         name, _, family = c.claim.partition(' — ')
-        lines.append(f"| {name}{f' — {family.split(chr(40))[0].strip()} *(beyond the paper)*' if family else ''} | **{c.verdict}** | {num} | "
+        name += f" — {family.split(chr(40))[0].strip()}" if family else ''
+        lines.append(f"| {name}{' *(beyond the paper)*' if c.scope != 'paper' else ''} | **{c.verdict}** | {num} | "
                      f"{'fragile' if c.stability.startswith('fragile') else 'stable' if c.stability.startswith('stable') else '—'} |")
     return '\n'.join(lines) + '\n\n' + _tally(r)
 
