@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 import copy
 import torch.nn as nn
-from ..core import atomic_write, config_key, load_checkpoint, note_stale, reuse_stale, write_text_atomic
+from ..core import atomic_write, autocast, bf16_supported, config_key, load_checkpoint, note_stale, reuse_stale, write_text_atomic
 from ..evaluation.metrics import class_grid
 from .results import SeedRun
 from ..method.family import Family, family_names, get_family, sample_batched, train_family
@@ -43,6 +43,7 @@ class Recipe:
     n_samples: int = 50            # samples per evaluation (state it next to every metric)
     sample_steps: int = 4          # the sampler's steps (decoding steps, DDIM steps, ODE steps)
     cfg_scale: float = 0.0         # classifier-free guidance scale
+    sample_bf16: bool = False      # sample under bf16 autocast where the device supports it natively (scores name the dtype)
     options: dict = field(default_factory=dict)   # the family's own fields, e.g. {'patch': 7, 'n_codes': 512}
 
     def __post_init__(self):
@@ -116,9 +117,16 @@ class Trained:
     def sample(self, labels, loops: int, generator=None, model=None, sample_steps: int | None = None) -> torch.Tensor:
         "Outputs in [0, 1] (images or clips) with the recipe's sampler settings and `loops` loops."
         r = self.recipe
-        raw = self.family.sample(model or self.model, labels, loops=loops, steps=sample_steps or r.sample_steps, cfg_scale=r.cfg_scale,
-                                 generator=generator, opts=r.opts)
-        return self.decoder(raw) if self.decoder is not None else raw
+        with autocast(self.device, self.sample_bf16):
+            raw = self.family.sample(model or self.model, labels, loops=loops, steps=sample_steps or r.sample_steps, cfg_scale=r.cfg_scale,
+                                     generator=generator, opts=r.opts)
+            out = self.decoder(raw) if self.decoder is not None else raw
+        return out.float() if out.is_floating_point() else out
+
+    @property
+    def sample_bf16(self) -> bool:
+        "Whether `sample` runs under bf16 autocast: the recipe asks for it and the device supports bf16 natively."
+        return self.recipe.sample_bf16 and bf16_supported(self.device)
 
     def gflops(self, loops: int, sample_steps: int | None = None) -> float:
         "Forward GFLOPs to draw one sample with `loops` loops (all sampling steps, CFG included)."
@@ -190,7 +198,8 @@ if __name__ == '__main__' and not hasattr(sys, 'ps1') and 'ipykernel' not in sys
 # %% ../../nbs/14_reproduce.ipynb #4f02c050
 def _eval_path(t: Trained, loops: int, step: int | None, seed: int, sample_steps: int, code: str | None = None) -> Path:
     r = t.recipe
-    key = config_key({'n': r.n_samples, 'sample_steps': sample_steps, 'cfg_scale': r.cfg_scale, 'seed': seed, 'loops': loops, 'step': step})
+    key = config_key({'n': r.n_samples, 'sample_steps': sample_steps, 'cfg_scale': r.cfg_scale, 'seed': seed, 'loops': loops, 'step': step,
+                      **({'dtype': 'bf16'} if t.sample_bf16 else {})})
     return t.run_dir/'evals'/f"{'final' if step is None else f'step{step:06d}'}-L{loops}-{key}-{code or t.family.sampling_code()[:8]}"
 
 def _read_cached(path: Path) -> dict | None:
@@ -240,7 +249,8 @@ def evaluate_loops(t: Trained, loops_list: list[int], step: int | None = None, s
             rows.append(row); continue
         labels, t0 = torch.arange(n) % 10, time.perf_counter()
         outputs = sample_batched(lambda y, g: t.sample(y, loops, g, model, sample_steps), labels, seed=seed, device=t.device).float()
-        row = {'loops': loops, 'sample_steps': sample_steps, 'sampling_seed': seed, **fam.evaluate(outputs, labels),
+        row = {'loops': loops, 'sample_steps': sample_steps, 'sampling_seed': seed, 'sample_dtype': 'bf16' if t.sample_bf16 else 'fp32',
+               **fam.evaluate(outputs, labels),
                'sample_seconds': round(time.perf_counter() - t0, 2), 'gflops': t.gflops(loops, sample_steps),
                'step': step if step is not None else t.steps}
         store_evaluation(path, row, outputs, labels)

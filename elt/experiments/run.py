@@ -28,7 +28,8 @@ def _reproduction(families: dict, video: dict, seeds: list, split: str, converge
         'iso_compute': dict(recipes=families, seeds=seeds, sampling_seeds=sampling_seeds, pareto_loops=sizes.get('pareto_loops', 3),
                             splits=sizes.get('iso_splits', [])),
         'convergence': dict(family=convergence, recipe=families[convergence], split=split, seeds=seeds, sampling_seeds=sampling_seeds),
-        'ilsd_ablations': dict(family=ablations, recipe=families[ablations], split=split, seeds=seeds[:1], extra_loops=1),
+        'ilsd_ablations': dict(family=ablations, recipe={**families[ablations], **({'n_samples': sizes['ablation_samples']} if 'ablation_samples' in sizes else {})},
+                               split=split, seeds=seeds[:1], extra_loops=1),
         'update_norms': dict(family=norms, recipe=families[norms], split=split, seed=seeds[0], n=sizes.get('norm_samples', 200), extra_loops=2),
         'extrapolation': dict(recipes={f: families[f] for f in extrapolate}, split=split, seeds=central_seeds or seeds,
                               extra_loops=sizes.get('extrapolate_loops', 4)),
@@ -38,7 +39,7 @@ def _reproduction(families: dict, video: dict, seeds: list, split: str, converge
         'claims': dict(families=list(families)),
     }
 
-_SMOKE = dict(width='T', depth=4, steps=30, batch_size=32, n_samples=50, sample_steps=4, patch=7)
+_SMOKE = dict(width='T', depth=4, steps=30, batch_size=32, n_samples=50, sample_steps=4, patch=7, sample_bf16=True)
 PROFILES = {
     'smoke': {'out_dir': '', 'experiments': {
         'data_overview': {},
@@ -48,16 +49,16 @@ PROFILES = {
     'default': {'out_dir': 'figures', 'workers': 2, 'experiments': {
         'data_overview': dict(n_per_class=10, n_frames=8),
         **_reproduction(families={
-                            'maskgit': dict(width='S', depth=8, patch=7, steps=800, batch_size=32, bf16=False, n_samples=400, sample_steps=12, cfg_scale=2.0),
-                            'diffusion': dict(width='S', depth=8, patch=7, steps=1080, batch_size=32, lr=2e-3, bf16=False, n_samples=400,
+                            'maskgit': dict(width='S', depth=8, patch=7, steps=800, batch_size=32, bf16=False, sample_bf16=True, n_samples=400, sample_steps=12, cfg_scale=2.0),
+                            'diffusion': dict(width='S', depth=8, patch=7, steps=1080, batch_size=32, lr=2e-3, bf16=False, sample_bf16=True, n_samples=400,
                                               sample_steps=6, cfg_scale=2.0, snapshot_every=360),
-                            'flow': dict(width='S', depth=8, patch=7, steps=1000, batch_size=32, lr=2e-3, bf16=False, n_samples=400,
+                            'flow': dict(width='S', depth=8, patch=7, steps=1000, batch_size=32, lr=2e-3, bf16=False, sample_bf16=True, n_samples=400,
                                          sample_steps=6, cfg_scale=2.0),
                         },
-                        video=dict(recipe=dict(width='S', steps=800, batch_size=32, lr=3e-3, bf16=False, n_samples=200, depth=8, patch=16,
+                        video=dict(recipe=dict(width='S', steps=800, batch_size=32, lr=3e-3, bf16=False, sample_bf16=True, n_samples=200, depth=8, patch=16,
                                                n_codes=512, n_train_clips=20000, cfg_scale=2.0),
                                    split='2x4', seeds=[0, 1], decode_steps=[12, 24], extra_loops=2),
-                        seeds=[0, 1], central_seeds=[0, 1, 2, 3], sampling_seeds=[0, 1], split='2x4', iso_splits=['8x1', '2x4', '1x8'], extrapolate_loops=2,
+                        seeds=[0, 1], central_seeds=[0, 1, 2, 3], sampling_seeds=[0, 1], split='2x4', iso_splits=['8x1', '2x4', '1x8'], extrapolate_loops=2, ablation_samples=200,
                         adaptive=dict(signals=['agreement'], n_probe=100, quantiles=[0.5, 0.2], shares=[0.9])),
         'throughput': dict(dtypes=['fp32', 'bf16'], autocast_row=True, widths=[], sweep_points=3, max_width=1536, sweep_batches=[1, 8],
                            table3=['B', 'L', 'XL', 'H'], table3_dtypes=['bf16'], table3_batches=[1], repeats=5, train_width=256,
@@ -66,12 +67,12 @@ PROFILES = {
     'gpu': {'out_dir': 'figures/gpu', 'workers': 6, 'experiments': {
         'data_overview': dict(n_per_class=16, n_frames=12),
         **_reproduction(families={
-                            'maskgit': dict(width='B', depth=8, patch=4, steps=3000, batch_size=256, n_samples=2000, sample_steps=12, cfg_scale=2.0),
-                            'diffusion': dict(width='B', depth=8, steps=3000, batch_size=256, n_samples=2000, sample_steps=20, cfg_scale=2.0,
+                            'maskgit': dict(width='B', depth=8, patch=4, steps=3000, batch_size=256, sample_bf16=True, n_samples=2000, sample_steps=12, cfg_scale=2.0),
+                            'diffusion': dict(width='B', depth=8, steps=3000, batch_size=256, sample_bf16=True, n_samples=2000, sample_steps=20, cfg_scale=2.0,
                                               snapshot_every=750),
-                            'flow': dict(width='B', depth=8, steps=3000, batch_size=256, n_samples=2000, sample_steps=20, cfg_scale=2.0),
+                            'flow': dict(width='B', depth=8, steps=3000, batch_size=256, sample_bf16=True, n_samples=2000, sample_steps=20, cfg_scale=2.0),
                         },
-                        video=dict(recipe=dict(width='B', steps=3000, batch_size=128, n_samples=1000, depth=8, patch=8, n_codes=512,
+                        video=dict(recipe=dict(width='B', steps=3000, batch_size=128, sample_bf16=True, n_samples=1000, depth=8, patch=8, n_codes=512,
                                                n_train_clips=40000, cfg_scale=2.0),
                                    split='2x4', seeds=[0, 1, 2], decode_steps=[12, 24], extra_loops=2),
                         seeds=[0, 1, 2], central_seeds=[0, 1, 2, 3, 4], sampling_seeds=[0, 1], split='2x4', pareto_loops=4, norm_samples=1000,
