@@ -483,13 +483,22 @@ class View:
         except KeyError as e: raise NotMeasured(str(e)) from None
 
 def stability(judge: Callable[[View], Verdict], seeds) -> tuple[Verdict, str]:
-    "`judge` on all the evidence, and 'stable' or 'fragile: <view> → <outcome>; …' over every other view of it."
-    main, moved, missing = judge(View()), [], []
-    for view in [View(drop=s) for s in seeds] + [View(sampling_seed=1)]:
+    """`judge` on all the evidence, and 'stable' or 'fragile: <view> → <outcome>; …' over every other view of it — or
+    'untested' when no view could have moved it. With two training seeds, leaving one out leaves one, which decides
+    nothing: those views flag a decisive verdict (always fragile) but cannot move an inconclusive one, so an inconclusive
+    two-seed verdict is tested on the second sampling seed alone, and is untested where that was not scored."""
+    seeds = list(seeds)
+    main, moved, missing, checked = judge(View()), [], [], 0
+    blind = len(seeds) <= 2 and main.outcome == INCONCLUSIVE
+    for view in ([] if blind else [View(drop=s) for s in seeds]) + [View(sampling_seed=1)]:
         try: outcome = judge(view).outcome
         except NotMeasured: missing.append(str(view)); continue
+        checked += 1
         if outcome != main.outcome: moved.append(f"{view} → {outcome}")
-    return main, ('fragile: ' + '; '.join(moved) if moved else 'stable') + (f" ({', '.join(missing)}: not measured)" if missing else '')
+    why = f"leaving one of {len(seeds)} training seeds out decides nothing" if blind else ''
+    if not checked: return main, f"untested ({'; '.join([why] * blind + [f'{m}: not measured' for m in missing])})"
+    notes = [f'{m}: not measured' for m in missing] + [why] * blind
+    return main, ('fragile: ' + '; '.join(moved) if moved else 'stable') + (f" ({'; '.join(notes)})" if notes else '')
 
 # %% ../../nbs/14_reproduce.ipynb #f69a5552
 def seed_band(ax, x, values: list[list[float]], label: str, style: str = 'o-', **kw):

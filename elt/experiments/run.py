@@ -241,9 +241,9 @@ def _claims_table(r) -> str:
 
 def _tally(r) -> str:
     n = {o: sum(c.verdict == o for c in r.claims) for o in ('reproduced', 'inconclusive', 'not reproduced')}
-    fragile = sum(c.stability.startswith('fragile') for c in r.claims)
+    fragile, untested = (sum(c.stability.startswith(s) for c in r.claims) for s in ('fragile', 'untested'))
     return (f"Tally: **{n['reproduced']} reproduced, {n['inconclusive']} inconclusive, {n['not reproduced']} not reproduced**; "
-            f"{fragile} of {len(r.claims)} verdicts fragile.")
+            f"{fragile} of {len(r.claims)} verdicts fragile, {untested} untested.")
 
 def _claims_summary(r) -> str:
     "One line per claim: the claim, its verdict, its deciding check's A/B with the 90% interval, and its stability."
@@ -253,7 +253,7 @@ def _claims_summary(r) -> str:
         name, _, family = c.claim.partition(' — ')
         name += f" — {family.split(chr(40))[0].strip()}" if family else ''
         lines.append(f"| {name}{' *(beyond the paper)*' if c.scope != 'paper' else ''} | **{c.verdict}** | {num} | "
-                     f"{'fragile' if c.stability.startswith('fragile') else 'stable' if c.stability.startswith('stable') else '—'} |")
+                     f"{next((s for s in ('fragile', 'stable', 'untested') if c.stability.startswith(s)), '—')} |")
     return '\n'.join(lines) + '\n\n' + _tally(r)
 
 def _video_table(r) -> str: return r.table
