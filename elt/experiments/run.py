@@ -224,10 +224,11 @@ def _anytime_table(r) -> str:
     rc, looped, uni = r.recipe, [k for k in r.models if not k.startswith('unique')], r.unique_label
     lines = ['| L | ' + ' | '.join(f'{k} {r.metric}' for k in looped) + ' | ' + ' | '.join(f'{k} class-consistency' for k in looped) + ' |',
              '|---' * (1 + 2 * len(looped)) + '|']
+    cell = lambda k, L, m, digits: fmt(r.values(k, L, m), digits) if L in r.loops(k) else '—'     # vanilla is scored up to its L_max
     for L in r.loops(looped[0]):
         mark = ' (L_max)' if L == r.loops_max else ' (beyond L_max)' if L > r.loops_max else ''
-        lines.append(f'| {L}{mark} | ' + ' | '.join(fmt(r.values(k, L)) for k in looped) + ' | '
-                     + ' | '.join(fmt(r.values(k, L, 'class_consistency'), 3) for k in looped) + ' |')
+        lines.append(f'| {L}{mark} | ' + ' | '.join(cell(k, L, r.metric, 1) for k in looped) + ' | '
+                     + ' | '.join(cell(k, L, 'class_consistency', 3) for k in looped) + ' |')
     return ('\n'.join(lines) + f"\n\n{uni}: {r.metric} {fmt(r.values(uni, 1))}, class-consistency "
             f"{fmt(r.values(uni, 1, 'class_consistency'), 3)}. Width {WIDTHS_OF.get(rc['width'], rc['width'])}, {rc['steps']} training steps at "
             f"batch {rc['batch_size']}; n = {rc['n_samples']} samples per entry, {rc['sample_steps']} sampling steps, CFG {rc['cfg_scale']}; "
