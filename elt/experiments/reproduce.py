@@ -43,7 +43,7 @@ class Recipe:
     n_samples: int = 50            # samples per evaluation (state it next to every metric)
     sample_steps: int = 4          # the sampler's steps (decoding steps, DDIM steps, ODE steps)
     cfg_scale: float = 0.0         # classifier-free guidance scale
-    sample_bf16: bool = False      # sample under bf16 autocast where the device supports it natively (scores name the dtype)
+    sample_bf16: bool = True       # sample under bf16 autocast where the device supports it natively (scores name the dtype)
     options: dict = field(default_factory=dict)   # the family's own fields, e.g. {'patch': 7, 'n_codes': 512}
 
     def __post_init__(self):

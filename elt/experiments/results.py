@@ -195,6 +195,11 @@ class Claims:
     claims: list[Claim]
     noise: dict[str, dict] = field(default_factory=dict)     # family → measured sampling sd (log scale), pairs, training seeds, n
 
+    def tally(self) -> dict[str, int]:
+        "How many claims have each verdict, and how many are fragile or untested."
+        return {**{v: sum(c.verdict == v for c in self.claims) for v in VERDICTS},
+                **{s: sum(c.stability.startswith(s) for c in self.claims) for s in ('fragile', 'untested')}}
+
 @dataclass
 class AdaptiveRun:
     "Adaptive loops for one trained model (one training seed): what calibration chose, and every setting scored on fresh seeds."

@@ -39,7 +39,7 @@ def _reproduction(families: dict, video: dict, seeds: list, split: str, converge
         'claims': dict(families=list(families)),
     }
 
-_SMOKE = dict(width='T', depth=4, steps=30, batch_size=32, n_samples=50, sample_steps=4, patch=7, sample_bf16=True)
+_SMOKE = dict(width='T', depth=4, steps=30, batch_size=32, n_samples=50, sample_steps=4, patch=7)
 PROFILES = {
     'smoke': {'out_dir': '', 'experiments': {
         'data_overview': {},
@@ -49,13 +49,13 @@ PROFILES = {
     'default': {'out_dir': 'figures', 'workers': 2, 'experiments': {
         'data_overview': dict(n_per_class=10, n_frames=8),
         **_reproduction(families={
-                            'maskgit': dict(width='S', depth=8, patch=7, steps=800, batch_size=32, bf16=False, sample_bf16=True, n_samples=400, sample_steps=12, cfg_scale=2.0),
-                            'diffusion': dict(width='S', depth=8, patch=7, steps=1080, batch_size=32, lr=2e-3, bf16=False, sample_bf16=True, n_samples=400,
+                            'maskgit': dict(width='S', depth=8, patch=7, steps=800, batch_size=32, bf16=False, n_samples=400, sample_steps=12, cfg_scale=2.0),
+                            'diffusion': dict(width='S', depth=8, patch=7, steps=1080, batch_size=32, lr=2e-3, bf16=False, n_samples=400,
                                               sample_steps=6, cfg_scale=2.0, snapshot_every=360),
-                            'flow': dict(width='S', depth=8, patch=7, steps=1000, batch_size=32, lr=2e-3, bf16=False, sample_bf16=True, n_samples=400,
+                            'flow': dict(width='S', depth=8, patch=7, steps=1000, batch_size=32, lr=2e-3, bf16=False, n_samples=400,
                                          sample_steps=6, cfg_scale=2.0),
                         },
-                        video=dict(recipe=dict(width='S', steps=800, batch_size=32, lr=3e-3, bf16=False, sample_bf16=True, n_samples=200, depth=8, patch=16,
+                        video=dict(recipe=dict(width='S', steps=800, batch_size=32, lr=3e-3, bf16=False, n_samples=200, depth=8, patch=16,
                                                n_codes=512, n_train_clips=20000, cfg_scale=2.0),
                                    split='2x4', seeds=[0, 1], decode_steps=[12, 24], extra_loops=2),
                         seeds=[0, 1], central_seeds=[0, 1, 2, 3], sampling_seeds=[0, 1], split='2x4', iso_splits=['8x1', '2x4', '1x8'], extrapolate_loops=2, ablation_samples=200,
@@ -67,12 +67,12 @@ PROFILES = {
     'gpu': {'out_dir': 'figures/gpu', 'workers': 6, 'experiments': {
         'data_overview': dict(n_per_class=16, n_frames=12),
         **_reproduction(families={
-                            'maskgit': dict(width='B', depth=8, patch=4, steps=3000, batch_size=256, sample_bf16=True, n_samples=2000, sample_steps=12, cfg_scale=2.0),
-                            'diffusion': dict(width='B', depth=8, steps=3000, batch_size=256, sample_bf16=True, n_samples=2000, sample_steps=20, cfg_scale=2.0,
+                            'maskgit': dict(width='B', depth=8, patch=4, steps=3000, batch_size=256, n_samples=2000, sample_steps=12, cfg_scale=2.0),
+                            'diffusion': dict(width='B', depth=8, steps=3000, batch_size=256, n_samples=2000, sample_steps=20, cfg_scale=2.0,
                                               snapshot_every=750),
-                            'flow': dict(width='B', depth=8, steps=3000, batch_size=256, sample_bf16=True, n_samples=2000, sample_steps=20, cfg_scale=2.0),
+                            'flow': dict(width='B', depth=8, steps=3000, batch_size=256, n_samples=2000, sample_steps=20, cfg_scale=2.0),
                         },
-                        video=dict(recipe=dict(width='B', steps=3000, batch_size=128, sample_bf16=True, n_samples=1000, depth=8, patch=8, n_codes=512,
+                        video=dict(recipe=dict(width='B', steps=3000, batch_size=128, n_samples=1000, depth=8, patch=8, n_codes=512,
                                                n_train_clips=40000, cfg_scale=2.0),
                                    split='2x4', seeds=[0, 1, 2], decode_steps=[12, 24], extra_loops=2),
                         seeds=[0, 1, 2], central_seeds=[0, 1, 2, 3, 4], sampling_seeds=[0, 1], split='2x4', pareto_loops=4, norm_samples=1000,
@@ -241,10 +241,9 @@ def _claims_table(r) -> str:
     return '\n'.join(lines) + '\n\n' + _tally(r)
 
 def _tally(r) -> str:
-    n = {o: sum(c.verdict == o for c in r.claims) for o in ('reproduced', 'inconclusive', 'not reproduced')}
-    fragile, untested = (sum(c.stability.startswith(s) for c in r.claims) for s in ('fragile', 'untested'))
+    n = r.tally()
     return (f"Tally: **{n['reproduced']} reproduced, {n['inconclusive']} inconclusive, {n['not reproduced']} not reproduced**; "
-            f"{fragile} of {len(r.claims)} verdicts fragile, {untested} untested.")
+            f"{n['fragile']} of {len(r.claims)} verdicts fragile, {n['untested']} untested.")
 
 def _claims_summary(r) -> str:
     "One line per claim: the claim, its verdict, its deciding check's A/B with the 90% interval, and its stability."
