@@ -4,16 +4,17 @@
 
 # %% ../nbs/00_core.ipynb #a606bb22
 from __future__ import annotations
-import ast, contextlib, dataclasses, hashlib, importlib, inspect, json, math, numbers, os, pickle, pkgutil, random, re, statistics, subprocess, sys, time
+import ast, contextlib, dataclasses, errno, hashlib, importlib, inspect, json, math, numbers, os, pickle, pkgutil, random, re, statistics, subprocess, sys, textwrap, time, zipfile
 from typing import Callable
 from pathlib import Path
 import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['STALE_REUSED', 'project_root', 'data_dir', 'seed_everything', 'get_device', 'bf16_supported', 'autocast',
-           'CheckpointError', 'config_diff', 'atomic_write', 'write_text_atomic', 'remove_stale_tmp', 'save_checkpoint',
-           'load_checkpoint', 'sha256_file', 'config_key', 'code_hash', 'package_code_hash', 'type_problem',
+__all__ = ['STALE_REUSED', 'project_root', 'data_dir', 'seed_everything', 'available_devices', 'DeviceError', 'get_device',
+           'bf16_supported', 'autocast', 'check_field_types', 'CheckpointError', 'config_diff', 'StorageError',
+           'ensure_dir', 'atomic_write', 'write_text_atomic', 'remove_stale_tmp', 'save_checkpoint', 'load_checkpoint',
+           'sha256_file', 'config_key', 'code_hash', 'source_hash', 'package_code_hash', 'type_problem',
            'ParameterGuard', 'run_context', 'git_commit', 'output_dir', 'reuse_stale', 'note_stale', 'save_results',
            'interleaved_timings', 'timing_summary']
 
@@ -42,17 +43,33 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 # %% ../nbs/00_core.ipynb #fdc284f8
+def available_devices() -> list[str]:
+    "The devices this machine can train and sample on: 'cpu', then 'cuda:0', 'cuda:1', … and 'mps' where present."
+    mps = getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available()
+    return ['cpu'] + [f'cuda:{i}' for i in range(torch.cuda.device_count() if torch.cuda.is_available() else 0)] + (['mps'] if mps else [])
+
+class DeviceError(ValueError):
+    "A device name this machine cannot use, named with where it came from and the devices it has."
+
 def get_device(device: str | torch.device | None = None) -> torch.device:
-    "`device` if given, else `$ELT_DEVICE`, else cuda > mps > cpu."
+    "`device` if given, else `$ELT_DEVICE`, else cuda > mps > cpu; a device this machine does not have is refused here, at the entry."
+    source = 'device=' if device else 'ELT_DEVICE=' if os.environ.get('ELT_DEVICE') else ''
     device = device or os.environ.get('ELT_DEVICE') or 'auto'
-    if str(device) != 'auto':
-        device = torch.device(device)
-        if device.type == 'cuda' and not torch.cuda.is_available():
-            raise RuntimeError(f"device {str(device)!r} was asked for but CUDA is not available here; use 'cpu' or 'auto'")
-        return device
-    if torch.cuda.is_available(): return torch.device('cuda')
-    if getattr(torch.backends, 'mps', None) and torch.backends.mps.is_available(): return torch.device('mps')
-    return torch.device('cpu')
+    if str(device) == 'auto':
+        if torch.cuda.is_available(): return torch.device('cuda')
+        if 'mps' in available_devices(): return torch.device('mps')
+        return torch.device('cpu')
+    have = available_devices()
+    fix = (f"this machine has {', '.join(have)}: use one of them" + (", or unset ELT_DEVICE to choose automatically" if source == 'ELT_DEVICE=' else ''))
+    try: parsed = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as e:
+        raise DeviceError(f"{source}{str(device)!r} is not a device name ({e}); {fix}") from None
+    if parsed.type == 'meta':
+        raise DeviceError(f"{source}'meta' holds no data (PyTorch's meta device only tracks shapes), so nothing can train or sample there; {fix}")
+    index = 0 if parsed.type == 'cuda' and parsed.index is None else parsed.index
+    if (f'{parsed.type}:{index}' if index is not None else parsed.type) not in have:
+        raise DeviceError(f"{source}{str(device)!r} is not available on this machine; {fix}")
+    return parsed
 
 def bf16_supported(device: str | torch.device = 'cpu') -> bool:
     "Whether bf16 matmuls run natively (not emulated) on `device`."
@@ -70,6 +87,19 @@ def autocast(device: str | torch.device = 'cpu', enabled: bool = True):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 # %% ../nbs/00_core.ipynb #8681904d
+def check_field_types(obj) -> None:
+    "Refuse a dataclass field whose value is not of its annotated kind (bool, int, float, str, dict), naming the field and the value."
+    cls = type(obj).__name__
+    for f in dataclasses.fields(obj):
+        v, kind = getattr(obj, f.name), f.type if isinstance(f.type, str) else getattr(f.type, '__name__', '')
+        if kind == 'bool' and not isinstance(v, bool): raise TypeError(f"{cls}.{f.name} must be True or False, got {v!r}")
+        if kind == 'int' and (isinstance(v, bool) or not isinstance(v, numbers.Integral)):
+            raise TypeError(f"{cls}.{f.name} counts something and must be an int, got {v!r} ({type(v).__name__})")
+        if kind == 'float' and (isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v)):
+            raise TypeError(f"{cls}.{f.name} must be a finite number, got {v!r}")
+        if kind in ('str', 'dict') and not isinstance(v, {'str': str, 'dict': dict}[kind]):
+            raise TypeError(f"{cls}.{f.name} must be a {'string' if kind == 'str' else 'dict'}, got {v!r} ({type(v).__name__})")
+
 class CheckpointError(RuntimeError):
     "A checkpoint that cannot be read, or that belongs to another configuration."
 
@@ -83,13 +113,46 @@ def config_diff(expected: dict, found: dict) -> dict:
     return {k: (expected.get(k, '<absent>'), found.get(k, '<absent>'))
             for k in sorted(set(expected) | set(found)) if expected.get(k, '<absent>') != found.get(k, '<absent>')}
 
+class StorageError(OSError):
+    "A file or folder that cannot be written: one sentence naming the path and what to do."
+
+def _storage_advice(path: Path, e: BaseException) -> str:
+    code = getattr(e, 'errno', None)
+    if code in (errno.ENOSPC, errno.EDQUOT) or 'unexpected pos' in str(e) or 'failed writing' in str(e):
+        return f"the disk holding {path.parent} is full: free some space (or point ELT_RUNS / out_dir to another disk) and run again"
+    if code == errno.EROFS: return f"{path.parent} is on a read-only file system: point ELT_RUNS / out_dir to a writable folder"
+    if code in (errno.EACCES, errno.EPERM): return f"you may not write in {path.parent}: point ELT_RUNS / out_dir to a folder of yours"
+    return f"{type(e).__name__}: {e}"
+
+def ensure_dir(path, what: str = 'folder') -> Path:
+    "`path` as an existing folder (made if missing); a path blocked by a file or an unwritable place is named in one sentence."
+    path = Path(path)
+    if path.is_dir(): return path
+    try: path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next(p for p in (path, *path.parents) if p.exists() and not p.is_dir())
+        raise StorageError(f"cannot make the {what} {path}: {blocker} is a file, not a folder; move that file away or choose another "
+                           "folder (ELT_RUNS for training runs, out_dir for figures)") from None
+    except OSError as e:
+        raise StorageError(f"cannot make the {what} {path} ({e.strerror or e}); choose a folder you can write to "
+                           "(ELT_RUNS for training runs, out_dir for figures)") from e
+    return path
+
 def atomic_write(path, write: Callable[[Path], None]) -> Path:
-    "Call `write(tmp)` on a temporary file beside `path`, then rename it into place: readers see the old file or the whole new one."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    """Call `write(tmp)` on a temporary file beside `path`, then rename it into place: readers see the old file or the whole new one.
+    A full disk or an unwritable place raises `StorageError` naming the path, and leaves no temporary file behind."""
+    path = Path(path); ensure_dir(path.parent)
     tmp = path.with_name(f'{path.name}.{os.getpid()}.tmp')          # unique per process: parallel writers never collide
     try:
         write(tmp); os.replace(tmp, path)
-    finally: tmp.unlink(missing_ok=True)                            # an exception mid-write leaves nothing behind
+    except OSError as e:
+        if isinstance(e, StorageError): raise
+        raise StorageError(f"could not write {path}: {_storage_advice(path, e)}; nothing was left half-written") from e
+    except RuntimeError as e:                                       # torch.save on a full disk: 'PytorchStreamWriter failed writing file'
+        if 'PytorchStreamWriter' not in str(e) and 'unexpected pos' not in str(e): raise
+        raise StorageError(f"could not write {path}: {_storage_advice(path, e)}; nothing was left half-written") from e
+    finally:
+        with contextlib.suppress(OSError): tmp.unlink(missing_ok=True)   # an exception mid-write leaves nothing behind
     return path
 
 def write_text_atomic(path, text: str) -> Path:
@@ -116,6 +179,14 @@ def save_checkpoint(path, model: torch.nn.Module, cfg, **extra) -> Path:
     state = {'cfg': _cfg_dict(cfg), 'model': model.state_dict(), **extra}
     return atomic_write(path, lambda tmp: torch.save(state, tmp))
 
+def _tensors(x, prefix: str = ''):
+    "(name, tensor) of every tensor in nested dicts and lists."
+    if isinstance(x, torch.Tensor): yield prefix, x
+    elif isinstance(x, dict):
+        for k, v in x.items(): yield from _tensors(v, f'{prefix}.{k}' if prefix else str(k))
+    elif isinstance(x, (list, tuple)):
+        for i, v in enumerate(x): yield from _tensors(v, f'{prefix}[{i}]')
+
 def _few(names: list, k: int = 6) -> str:
     return ', '.join(names[:k]) + (f' and {len(names) - k} more' if len(names) > k else '')
 
@@ -131,6 +202,9 @@ def load_checkpoint(path, cfg=None, model: torch.nn.Module | None = None, map_lo
     "Load a checkpoint safely; refuse it if its config differs from `cfg`; load its weights into `model` if given."
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"no checkpoint at {path}")
+    if path.is_file() and not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path} is not a checkpoint: it is not the zip archive that torch.save writes (it may be truncated or "
+                              "corrupt, or another kind of file); delete it and retrain, or restore it from a copy")
     try: state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         if 'weights only load failed' not in str(e).lower(): raise CheckpointError(f"{path} is not a readable checkpoint "
@@ -144,6 +218,9 @@ def load_checkpoint(path, cfg=None, model: torch.nn.Module | None = None, map_lo
                               "It may be truncated or corrupt: delete it and retrain, or restore it from a copy.") from e
     if not isinstance(state, dict) or 'cfg' not in state or 'model' not in state:
         raise CheckpointError(f"{path} is not an elt checkpoint (expected a dict with 'cfg' and 'model')")
+    meta = [k for k, v in _tensors(state) if v.is_meta]
+    if meta: raise CheckpointError(f"{path} holds tensors on the meta device, shapes without data ({_few(meta)}): it was saved from a "
+                                   "model whose weights were never materialised. Save the trained model's weights instead, or retrain.")
     if cfg is not None:
         diff = config_diff(_cfg_dict(cfg), state['cfg'])
         if diff:
@@ -238,6 +315,18 @@ def code_hash(*code, exclude: tuple = (), n: int = 12) -> str:
     h = hashlib.sha256()
     for name in sorted(seen): h.update(f'{name}\n{seen[name]}\n'.encode())
     for src in sorted(extra): h.update(src.encode())
+    return h.hexdigest()[:n]
+
+def source_hash(*objs, n: int = 12) -> str:
+    """A short hash of the source of each function, property or class in `objs` alone (docstrings and comments aside), for the
+    layers that call a cached computation: unlike `code_hash`, it does not follow their whole module and its imports."""
+    h = hashlib.sha256()
+    members = lambda c: [getattr(m, 'fget', m) for m in vars(c).values() if inspect.isfunction(getattr(m, 'fget', m))]
+    for obj in [o for x in objs for o in ([x, *members(x)] if inspect.isclass(x) else [x])]:   # a class: its methods as they are now
+        obj = getattr(obj, 'fget', obj)                             # a property: its getter
+        try: tree = ast.parse(textwrap.dedent(inspect.getsource(obj)))
+        except (OSError, TypeError, SyntaxError): h.update(_source_of(obj).encode()); continue
+        h.update(ast.dump(_strip_docstrings(tree), include_attributes=False).encode())
     return h.hexdigest()[:n]
 
 def package_code_hash(n: int = 12) -> str:
@@ -348,8 +437,7 @@ def output_dir(out_dir: str = '') -> Path:
     "Where an experiment writes: `out_dir` (relative to the project root), or `.scratch/figures` when empty."
     path = Path(out_dir) if out_dir else Path('.scratch')/'figures'
     path = path if path.is_absolute() else project_root()/path
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return ensure_dir(path, 'output folder (out_dir)')
 
 def _jsonable(x):
     if isinstance(x, torch.Tensor): return x.tolist()
@@ -371,12 +459,13 @@ def note_stale(what: str, path, made_by: str, now: str):
     print(f"\n!!! STALE {what.upper()} REUSED (ELT_REUSE_STALE=1): {path} was made by code {made_by}; the code now hashes to {now}. "
           "Your code changes are NOT in these results. Unset ELT_REUSE_STALE to recompute.\n", file=sys.stderr, flush=True)
 
-def save_results(name: str, out_dir: str, results, params: dict, started: float, fig=None) -> Path:
-    "Write `<out>/<name>.json` (results, schema, parameters, commit, code hash, wall time, torch, device, profile, speed probe) and `<out>/<name>.png` if `fig`, each atomically."
+def save_results(name: str, out_dir: str, results, params: dict, started: float, fig=None, *, device) -> Path:
+    """Write `<out>/<name>.json` (results, schema, parameters, commit, code hash, wall time, torch, profile, speed probe, and `device`:
+    where the work ran, as the experiment resolved it once at its entry) and `<out>/<name>.png` if `fig`, each atomically."""
     out = output_dir(out_dir)
     record = {'name': name, 'schema': getattr(results, 'SCHEMA', None), 'results': results, 'parameters': params,
               'git_commit': git_commit(), 'code_hash': package_code_hash(), 'wall_time_s': round(time.time() - started, 2),
-              'torch': torch.__version__, 'device': str(get_device()), **run_context(), **({'stale_reuse': STALE_REUSED} if STALE_REUSED else {})}
+              'torch': torch.__version__, 'device': str(torch.device(device)), **run_context(), **({'stale_reuse': STALE_REUSED} if STALE_REUSED else {})}
     text = json.dumps(record, indent=1, default=_jsonable) + '\n'
     if fig is not None:
         atomic_write(out/f'{name}.png', lambda tmp: fig.savefig(tmp, format='png', dpi=110, bbox_inches='tight', metadata={'Software': None}))

@@ -1,4 +1,4 @@
-"Fixtures the browser tests share: headless Chromium driven by selenium (Debian's chromium and chromium-driver)."
+"Fixtures the tests share: a scratch run store (`runs`), and headless Chromium driven by selenium (Debian's chromium and chromium-driver)."
 import shutil
 from pathlib import Path
 import pytest
@@ -21,3 +21,11 @@ def browser():
     yield driver
     driver.quit()
 
+
+
+@pytest.fixture
+def runs(tmp_path, monkeypatch):
+    "A scratch `ELT_RUNS` for the test's training runs, with stale reuse off."
+    monkeypatch.setenv('ELT_RUNS', str(tmp_path / 'runs'))
+    monkeypatch.delenv('ELT_REUSE_STALE', raising=False)
+    return tmp_path / 'runs'

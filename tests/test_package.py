@@ -77,21 +77,8 @@ def test_experiment_notebooks_declare_parameters():
 @pytest.mark.parametrize('profile', ['smoke', 'default', 'gpu'])
 def test_profile_parameters_fit_the_notebooks(profile):
     "Every parameter a profile passes is declared by its notebook, with the type of the notebook's default, and every recipe builds."
-    import json
-    from elt.core import _assigned_names, _literal_defaults, type_problem
-    from elt.experiments.reproduce import Recipe
-    from elt.experiments.run import NOTEBOOKS, experiment_plan
-    for name, params in experiment_plan(profile):
-        cells = json.loads((ROOT / 'nbs' / 'experiments' / f'{NOTEBOOKS.get(name, name)}.ipynb').read_text())['cells']
-        source = next(''.join(c['source']) for c in cells if 'parameters' in c.get('metadata', {}).get('tags', []))
-        unknown = set(params) - _assigned_names(source)
-        assert not unknown, f'{profile}/{name}: the notebook does not declare {sorted(unknown)}'
-        defaults = _literal_defaults(source)
-        problems = [p for k, v in params.items() if k in defaults and (p := type_problem(defaults[k], v, k))]
-        assert not problems, f'{profile}/{name}: {problems}'
-        recipes = {params['family']: params['recipe']} if 'family' in params else params.get('recipes', {})
-        if name == 'video': recipes = {'video': params['recipe']} if 'recipe' in params else {}
-        for family, recipe in recipes.items(): Recipe.of(family, recipe)          # the family accepts every option
+    from elt.experiments.run import experiment_plan
+    assert len(experiment_plan(profile)) >= 10          # experiment_plan checks each one's parameters (check_parameters) or raises
 
 
 def test_smoke_profile_end_to_end():

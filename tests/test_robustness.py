@@ -14,13 +14,6 @@ ROOT = Path(__file__).resolve().parent.parent
 RECIPE = Recipe('diffusion', steps=3, batch_size=8, n_samples=10, sample_steps=2, options={'patch': 7})
 
 
-@pytest.fixture
-def runs(tmp_path, monkeypatch):
-    monkeypatch.setenv('ELT_RUNS', str(tmp_path / 'runs'))
-    monkeypatch.delenv('ELT_REUSE_STALE', raising=False)
-    return tmp_path / 'runs'
-
-
 class Tiny(torch.nn.Module):
     def __init__(self, width=4):
         super().__init__(); self.net = torch.nn.Linear(width, 1)
@@ -49,7 +42,7 @@ def test_1_an_edited_loss_is_called_not_skipped(runs, monkeypatch, capsys):
     reused = train_model(RECIPE, '2x2', show_progress=False)
     assert reused.run_dir == first.run_dir
     assert 'STALE MODEL REUSED (ELT_REUSE_STALE=1)' in capsys.readouterr().err
-    rec = json.loads(save_results('r', str(runs), {'x': 1}, {}, time.time()).read_text())
+    rec = json.loads(save_results('r', str(runs), {'x': 1}, {}, time.time(), device='cpu').read_text())
     assert rec['stale_reuse'][0]['path'] == str(first.run_dir) and rec['code_hash'] == package_code_hash()
 
 
@@ -111,12 +104,12 @@ def test_3_only_without_names_is_refused():
 
 def test_3_a_failing_figure_write_leaves_the_old_files(tmp_path):
     import matplotlib; matplotlib.use('Agg'); import matplotlib.pyplot as plt
-    fig = plt.figure(); save_results('e', str(tmp_path), {'v': 1}, {}, time.time(), fig)
+    fig = plt.figure(); save_results('e', str(tmp_path), {'v': 1}, {}, time.time(), fig, device='cpu')
     old = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     class Broken:
         def savefig(self, *a, **k): Path(a[0]).write_bytes(b'half a png'); raise OSError('disk full')
     with pytest.raises(OSError, match='disk full'):
-        save_results('e', str(tmp_path), {'v': 2}, {}, time.time(), Broken())
+        save_results('e', str(tmp_path), {'v': 2}, {}, time.time(), Broken(), device='cpu')
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == old
 
 

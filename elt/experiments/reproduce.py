@@ -4,7 +4,7 @@
 
 # %% ../../nbs/14_reproduce.ipynb #65a747e8
 from __future__ import annotations
-import argparse, dataclasses, json, math, os, random, statistics, sys, time
+import argparse, dataclasses, errno, json, math, os, random, re, statistics, sys, time
 from functools import lru_cache
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,19 +12,19 @@ from typing import Callable
 import torch
 import copy
 import torch.nn as nn
-from ..core import atomic_write, autocast, bf16_supported, config_key, load_checkpoint, note_stale, reuse_stale, write_text_atomic
+from ..core import StorageError, atomic_write, autocast, bf16_supported, check_field_types, get_device, source_hash, config_key, load_checkpoint, note_stale, reuse_stale, write_text_atomic
 from ..evaluation.metrics import class_grid
 from .results import SeedRun
-from ..method.family import Family, family_names, get_family, sample_batched, train_family
+from ..method.family import Family, GenerativeModel, family_names, get_family, sample_batched, train_family
 from ..method.looped import WIDTHS, n_params
 from ..method.train import TrainConfig
 
 # %% auto #0
 __all__ = ['REPRODUCED', 'INCONCLUSIVE', 'NOT_REPRODUCED', 'ALPHA', 'MIN_REL_SD', 'Recipe', 'Trained', 'train_model',
-           'train_models', 'main', 'store_evaluation', 'evaluate_loops', 'seed_runs', 'sample_grid', 'mean_std', 'fmt',
-           'betainc', 't_cdf', 't_quantile', 'LogRatio', 'log_ratio', 'Verdict', 'lower', 'within', 'combine',
-           'resampled_pairs', 'sampling_variance', 'simulate_verdicts', 'by_loops', 'NotMeasured', 'View', 'stability',
-           'seed_band', 'loops_curves']
+           'train_models', 'main', 'scoring_code', 'store_evaluation', 'evaluate_loops', 'seed_runs', 'sample_grid',
+           'mean_std', 'fmt', 'betainc', 't_cdf', 't_quantile', 'LogRatio', 'log_ratio', 'Verdict', 'lower', 'within',
+           'combine', 'resampled_pairs', 'sampling_variance', 'simulate_verdicts', 'by_loops', 'NotMeasured', 'View',
+           'stability', 'seed_band', 'loops_curves']
 
 # %% ../../nbs/14_reproduce.ipynb #efa6edc7
 _SIZE_FIELDS = ('width', 'depth')
@@ -47,11 +47,15 @@ class Recipe:
     options: dict = field(default_factory=dict)   # the family's own fields, e.g. {'patch': 7, 'n_codes': 512}
 
     def __post_init__(self):
+        check_field_types(self)
         if self.family not in family_names(): raise ValueError(f"family must be one of {family_names()}, got {self.family!r}")
         if self.width not in WIDTHS: raise ValueError(f"width must be one of {sorted(WIDTHS)}, got {self.width!r}")
         if self.depth not in (4, 6, 8, 12): raise ValueError(f"depth must be one of (4, 6, 8, 12), got {self.depth}")
         for k in ('steps', 'batch_size', 'n_samples', 'sample_steps'):
             if getattr(self, k) < 1: raise ValueError(f"{k} must be ≥ 1, got {getattr(self, k)}")
+        for k in ('lr', 'cfg_scale'):
+            if getattr(self, k) < (0 if k == 'cfg_scale' else 1e-12): raise ValueError(f"Recipe.{k} must be {'≥ 0' if k == 'cfg_scale' else '> 0'}, got {getattr(self, k)}")
+        if self.snapshot_every < 0: raise ValueError(f"Recipe.snapshot_every must be ≥ 0 (0 keeps no snapshots), got {self.snapshot_every}")
         self.opts                                                           # the family validates its own options
 
     @property
@@ -60,8 +64,13 @@ class Recipe:
     def opts(self): return self.family_spec.make_options(**self.options)
 
     @classmethod
-    def of(cls, family: str, params: dict) -> 'Recipe':
-        "A recipe from an experiment notebook's dict parameter: recipe fields and the family's options side by side."
+    def of(cls, family: str, params: dict, outputs: str | None = None) -> 'Recipe':
+        """A recipe from an experiment notebook's dict parameter: recipe fields and the family's options side by side.
+        `outputs` ('images', 'clips') is what the experiment draws and scores: a family that makes something else is refused."""
+        if outputs is not None and family in family_names() and get_family(family).outputs != outputs:
+            fit = [f for f in family_names() if get_family(f).outputs == outputs]
+            raise ValueError(f"this experiment draws and scores {outputs}, and the {family} family makes {get_family(family).outputs}: "
+                             f"use one of {fit}")
         if not isinstance(params, dict): raise TypeError(f"the {family} recipe must be a dict, got {type(params).__name__}")
         names = [f.name for f in dataclasses.fields(cls) if f.name not in ('family', 'options')]
         option_names = [f.name for f in dataclasses.fields(get_family(family).options)]
@@ -72,7 +81,10 @@ class Recipe:
 
     def size(self, split: str) -> str:
         "The registered body size of split 'NxL', e.g. 'elt-T-2x2'."
-        n, l = (int(v) for v in split.split('x'))
+        match = re.fullmatch(r'([1-9][0-9]*)x([1-9][0-9]*)', split) if isinstance(split, str) else None
+        if not match: raise ValueError(f"split must be 'NxL' (N unique layers looped L times, a lowercase x between), e.g. "
+                                       f"{', '.join(repr(s) for s in self.splits)} for depth {self.depth}; got {split!r}")
+        n, l = int(match[1]), int(match[2])
         if n * l != self.depth: raise ValueError(f"split {split!r} has depth {n * l}, the recipe's depth is {self.depth}")
         return f'elt-{self.width}-{split}'
 
@@ -88,17 +100,21 @@ class Recipe:
 # %% ../../nbs/14_reproduce.ipynb #d2b782ee
 @dataclass
 class Trained:
-    "A trained (or reloaded) model of the zoo, with its family's decoder and bookkeeping."
+    "A trained (or reloaded) model of the zoo — its network and decoder in one `GenerativeModel` — and its bookkeeping."
     recipe: Recipe
     split: str
     mode: str
     seed: int
-    model: nn.Module
+    module: GenerativeModel
     run_dir: Path
     train_seconds: float
     steps: int
     ilsd: dict = field(default_factory=dict)
-    decoder: nn.Module | None = None
+
+    @property
+    def model(self) -> nn.Module: return self.module.net
+    @property
+    def decoder(self) -> nn.Module | None: return self.module.decoder
 
     @property
     def family(self) -> Family: return self.recipe.family_spec
@@ -116,12 +132,8 @@ class Trained:
 
     def sample(self, labels, loops: int, generator=None, model=None, sample_steps: int | None = None) -> torch.Tensor:
         "Outputs in [0, 1] (images or clips) with the recipe's sampler settings and `loops` loops."
-        r = self.recipe
         with autocast(self.device, self.sample_bf16):
-            raw = self.family.sample(model or self.model, labels, loops=loops, steps=sample_steps or r.sample_steps, cfg_scale=r.cfg_scale,
-                                     generator=generator, opts=r.opts)
-            out = self.decoder(raw) if self.decoder is not None else raw
-        return out.float() if out.is_floating_point() else out
+            return self.module.sample(labels, loops, self._steps(sample_steps), self.recipe.cfg_scale, generator, net=model)
 
     @property
     def sample_bf16(self) -> bool:
@@ -131,7 +143,14 @@ class Trained:
     def gflops(self, loops: int, sample_steps: int | None = None) -> float:
         "Forward GFLOPs to draw one sample with `loops` loops (all sampling steps, CFG included)."
         r = self.recipe
-        return self.family.flops(self.model.cfg, loops, sample_steps or r.sample_steps, r.cfg_scale > 0, r.opts) / 1e9
+        return self.family.flops(self.model.cfg, loops, self._steps(sample_steps), r.cfg_scale > 0, r.opts) / 1e9
+
+    def _steps(self, sample_steps: int | None) -> int:
+        "The sampler's steps: the recipe's when None; anything else must be a count ≥ 1 (never silently replaced)."
+        if sample_steps is None: return self.recipe.sample_steps
+        if isinstance(sample_steps, bool) or not isinstance(sample_steps, int) or sample_steps < 1:
+            raise ValueError(f"sample_steps must be an int ≥ 1 (or None for the recipe's {self.recipe.sample_steps}), got {sample_steps!r}")
+        return sample_steps
 
     @property
     def params(self) -> int: return n_params(self.model)
@@ -145,23 +164,24 @@ def train_model(recipe: Recipe, split: str, mode: str = 'ilsd', seed: int = 0, s
     size = recipe.size(split)
     if split.endswith('x1'): mode, ilsd_kw = 'vanilla', {}                  # a unique-depth model has nothing to distil
     if show_progress: print(f"{recipe.family} {size} {mode}{''.join(f' {k}={v}' for k, v in ilsd_kw.items())} seed {seed}", flush=True)
-    model, decoder, res = train_family(recipe.family, size, recipe.train_config(seed), mode, recipe.opts, device=device,
-                                       show_progress=show_progress, **ilsd_kw)
-    return Trained(recipe, split, mode, seed, model, res.run_dir, res.train_seconds, res.step, dict(ilsd_kw), decoder)
+    module, res = train_family(recipe.family, size, recipe.train_config(seed), mode, recipe.opts, device=device,
+                               show_progress=show_progress, **ilsd_kw)
+    return Trained(recipe, split, mode, seed, module, res.run_dir, res.train_seconds, res.step, dict(ilsd_kw))
 
 def _job(recipe: Recipe, split: str, mode: str = 'ilsd', seed: int = 0, ilsd_kw: dict | None = None) -> tuple:
     "A training job in normal form (a unique-depth split is vanilla, with nothing to distil)."
     return (recipe, split, 'vanilla', seed, {}) if split.endswith('x1') else (recipe, split, mode, seed, dict(ilsd_kw or {}))
 
-def _train_job(recipe: dict, split: str, mode: str, seed: int, ilsd_kw: dict, threads: int) -> str:
+def _train_job(recipe: dict, split: str, mode: str, seed: int, ilsd_kw: dict, threads: int, device: str) -> str:
     torch.set_num_threads(threads)
-    return str(train_model(Recipe(**recipe), split, mode, seed, show_progress=False, **ilsd_kw).run_dir)
+    return str(train_model(Recipe(**recipe), split, mode, seed, show_progress=False, device=device, **ilsd_kw).run_dir)
 
-def train_models(jobs: list[tuple], workers: int | None = None) -> list[Trained]:
+def train_models(jobs: list[tuple], workers: int | None = None, device=None) -> list[Trained]:
     """`train_model` for each `(recipe, split, mode, seed[, ilsd_kw])` of `jobs`, in order. With `workers` > 1 (default
     `$ELT_WORKERS`, else 1) the runs first train in that many processes at once — a `concurrent.futures` process pool;
-    on one GPU they share it — and are then loaded from the cache. Families must be importable by name (the registry's)."""
-    jobs = [_job(*j) for j in jobs]
+    on one GPU they share it — and are then loaded from the cache. Families must be importable by name (the registry's).
+    `device` is resolved here, once, and every model trains and loads there."""
+    jobs, device = [_job(*j) for j in jobs], get_device(device)
     workers = int(os.environ.get('ELT_WORKERS') or 1) if workers is None else workers
     unique = list({json.dumps([dataclasses.asdict(r), split, mode, seed, kw], sort_keys=True): (r, split, mode, seed, kw)
                    for r, split, mode, seed, kw in jobs}.values())       # a model asked for twice trains once
@@ -171,12 +191,12 @@ def train_models(jobs: list[tuple], workers: int | None = None) -> list[Trained]
             r.family_spec.data(r.opts)                                    # fit and cache what the data needs (a tokenizer) once, not per worker
         threads = max(1, (os.cpu_count() or 1) // workers)
         with cf.ProcessPoolExecutor(min(workers, len(unique)), mp_context=mp.get_context('spawn')) as pool:
-            futures = {pool.submit(_train_job, dataclasses.asdict(r), split, mode, seed, kw, threads): (r.family, split, mode, seed)
+            futures = {pool.submit(_train_job, dataclasses.asdict(r), split, mode, seed, kw, threads, str(device)): (r.family, split, mode, seed)
                        for r, split, mode, seed, kw in unique}
             for i, f in enumerate(cf.as_completed(futures), 1):
                 f.result()                                                        # the first failure stops the experiment
                 print(f"[{i}/{len(futures)} trained on {workers} workers] {' '.join(map(str, futures[f]))}", flush=True)
-    return [train_model(r, split, mode, seed, **kw) for r, split, mode, seed, kw in jobs]
+    return [train_model(r, split, mode, seed, device=device, **kw) for r, split, mode, seed, kw in jobs]
 
 def main(argv=None):
     "Train one model of the zoo from the command line; `torchrun --nproc_per_node K -m elt.experiments.reproduce …` trains it on K processes."
@@ -196,11 +216,16 @@ def main(argv=None):
 if __name__ == '__main__' and not hasattr(sys, 'ps1') and 'ipykernel' not in sys.modules: main()
 
 # %% ../../nbs/14_reproduce.ipynb #4f02c050
+def scoring_code(t: Trained) -> str:
+    "Hash of all the code that turns `t`'s weights into a cached score or grid: the family's sampler, decoder and metrics, and the callers here."
+    return config_key({'family': t.family.sampling_code(),
+                       'callers': source_hash(Trained, scoring_code, _eval_path, evaluate_loops, store_evaluation)}, n=8)
+
 def _eval_path(t: Trained, loops: int, step: int | None, seed: int, sample_steps: int, code: str | None = None) -> Path:
     r = t.recipe
     key = config_key({'n': r.n_samples, 'sample_steps': sample_steps, 'cfg_scale': r.cfg_scale, 'seed': seed, 'loops': loops, 'step': step,
                       **({'dtype': 'bf16'} if t.sample_bf16 else {})})
-    return t.run_dir/'evals'/f"{'final' if step is None else f'step{step:06d}'}-L{loops}-{key}-{code or t.family.sampling_code()[:8]}"
+    return t.run_dir/'evals'/f"{'final' if step is None else f'step{step:06d}'}-L{loops}-{key}-{code or scoring_code(t)}"
 
 def _read_cached(path: Path) -> dict | None:
     "The cached row at `path` (`.json` and `.grid.pt`), or None when it is missing or unreadable (named on stderr)."
@@ -216,8 +241,12 @@ def _read_cached(path: Path) -> dict | None:
 def store_evaluation(path: Path, row: dict, outputs: torch.Tensor, labels: torch.Tensor):
     "Write a cached evaluation: its class grid (`.grid.pt`) first, its row (`.json`) last, each atomically."
     grid = {'grid': (class_grid(outputs, labels) * 255).round().to(torch.uint8)}
-    atomic_write(path.with_suffix('.grid.pt'), lambda tmp: torch.save(grid, tmp))
-    write_text_atomic(path.with_suffix('.json'), json.dumps(row))          # last: the row exists only once both files do
+    try:
+        atomic_write(path.with_suffix('.grid.pt'), lambda tmp: torch.save(grid, tmp))
+        write_text_atomic(path.with_suffix('.json'), json.dumps(row))      # last: the row exists only once both files do
+    except StorageError as e:
+        if getattr(e.__cause__, 'errno', None) not in (errno.EROFS, errno.EACCES, errno.EPERM): raise
+        print(f"not caching this evaluation: {e}", file=sys.stderr)        # a read-only model store is scored, just not cached
 
 def _cached(path: Path) -> tuple[Path, dict | None]:
     "The cached row for `path`; with `ELT_REUSE_STALE=1`, else one for the same question made by other code (announced)."
@@ -240,8 +269,10 @@ def _snapshot(t: Trained, step: int) -> nn.Module:
 def evaluate_loops(t: Trained, loops_list: list[int], step: int | None = None, seed: int = 0, sample_steps: int | None = None,
                    show_progress: bool = True) -> list[dict]:
     "The family's metrics (and GFLOPs per sample) at each loop count; cached per row in the run dir."
+    if isinstance(loops_list, (int, str)) or not all(isinstance(l, int) and not isinstance(l, bool) and l >= 1 for l in loops_list):
+        raise ValueError(f"loops_list must be a list of loop counts ≥ 1, e.g. {list(range(1, t.loops_max + 1))}, got {loops_list!r}")
     model, fam, n = t.model if step is None else _snapshot(t, step), t.family, t.recipe.n_samples
-    sample_steps, code = sample_steps or t.recipe.sample_steps, fam.sampling_code()[:8]
+    sample_steps, code = t._steps(sample_steps), scoring_code(t)
     rows = []
     for loops in loops_list:
         path, row = _cached(_eval_path(t, loops, step, seed, sample_steps, code))
@@ -266,7 +297,7 @@ def seed_runs(models: list[Trained], rows: list[list[dict]]) -> list[SeedRun]:
 
 def sample_grid(t: Trained, loops: int, seed: int = 0, sample_steps: int | None = None) -> torch.Tensor:
     "The cached grid (10 classes × up to 6 samples, [0, 1]) of an evaluation `evaluate_loops` has run."
-    path = _cached(_eval_path(t, loops, None, seed, sample_steps or t.recipe.sample_steps))[0].with_suffix('.grid.pt')
+    path = _cached(_eval_path(t, loops, None, seed, t._steps(sample_steps)))[0].with_suffix('.grid.pt')
     if not path.exists(): raise FileNotFoundError(f"{path} missing: call evaluate_loops(t, [{loops}]) first")
     try: return torch.load(path, weights_only=True)['grid'].float() / 255
     except Exception as e:

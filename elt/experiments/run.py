@@ -6,13 +6,13 @@
 from __future__ import annotations
 import argparse, json, os, sys, time
 from pathlib import Path
-from ..core import project_root
+from ..core import ensure_dir, project_root
 from ..method.looped import WIDTHS
 
 # %% auto #0
-__all__ = ['PROFILES', 'EXPERIMENTS', 'NOTEBOOKS', 'PAGES', 'WIDTHS_OF', 'RESULT_TABLES', 'experiment_plan', 'speed_probe',
-           'check_kernel', 'run_experiments', 'main', 'readme_markdown', 'method_pictures', 'write_readme',
-           'results_markdown']
+__all__ = ['PROFILES', 'EXPERIMENTS', 'NOTEBOOKS', 'PAGES', 'WIDTHS_OF', 'RESULT_TABLES', 'experiment_plan', 'check_parameters',
+           'speed_probe', 'check_kernel', 'run_experiments', 'main', 'readme_markdown', 'method_pictures',
+           'write_readme', 'results_markdown']
 
 # %% ../../nbs/15_run.ipynb #3e6b875e
 def _reproduction(families: dict, video: dict, seeds: list, split: str, convergence: str = 'diffusion', ablations: str = 'maskgit',
@@ -94,7 +94,25 @@ def experiment_plan(profile: str, only: list[str] | None = None) -> list[tuple[s
     unknown = [n for n in names if n not in EXPERIMENTS]
     if unknown: raise ValueError(f"unknown experiment(s) {unknown}; choose from {EXPERIMENTS}")
     prof = PROFILES[profile]
-    return [(n, {**prof['experiments'][n], 'out_dir': prof['out_dir']}) for n in names]
+    plan = [(n, {**prof['experiments'][n], 'out_dir': prof['out_dir']}) for n in names]
+    for name, params in plan: check_parameters(name, params)            # every mistake found before the first notebook runs
+    return plan
+
+def check_parameters(name: str, params: dict):
+    """Refuse, before any work, a parameter that experiment `name`'s notebook does not declare, a value of another type than its
+    default, or a recipe its family does not accept."""
+    from elt.core import _assigned_names, _literal_defaults, type_problem
+    from elt.experiments.reproduce import Recipe
+    cells = json.loads((project_root()/'nbs'/'experiments'/f'{NOTEBOOKS.get(name, name)}.ipynb').read_text())['cells']
+    source = next(''.join(c['source']) for c in cells if 'parameters' in c.get('metadata', {}).get('tags', []))
+    unknown = sorted(set(params) - _assigned_names(source))
+    if unknown: raise ValueError(f"experiment {name!r}: its notebook has no parameter(s) {unknown}; it accepts {sorted(_assigned_names(source))}")
+    defaults = _literal_defaults(source)
+    problems = [p for k, v in params.items() if k in defaults and (p := type_problem(defaults[k], v, f'parameter {k!r}'))]
+    if problems: raise TypeError(f"experiment {name!r}: " + '; '.join(problems))
+    recipes = {'video': params.get('recipe', {})} if name == 'video' else \
+              {params.get('family', defaults.get('family')): params['recipe']} if 'recipe' in params else params.get('recipes', {})
+    for family, recipe in recipes.items(): Recipe.of(family, recipe)    # the family accepts every option, of the right type
 
 # %% ../../nbs/15_run.ipynb #35888f7b
 def speed_probe(steps: int = 120) -> dict:
@@ -127,7 +145,7 @@ def run_experiments(profile: str = 'default', only: list[str] | None = None, ker
     import logging, papermill as pm
     logging.basicConfig(level=logging.INFO, format='%(message)s')          # papermill streams each cell's output here
     for noisy in ('traitlets', 'asyncio'): logging.getLogger(noisy).setLevel(logging.WARNING)
-    root = project_root(); runs = root/'.scratch'/'runs'/profile; runs.mkdir(parents=True, exist_ok=True)
+    root = project_root(); runs = ensure_dir(root/'.scratch'/'runs'/profile, 'folder of executed notebooks')
     plan, summary = experiment_plan(profile, only), []
     check_kernel(kernel)
     os.environ['ELT_WORKERS'] = str(PROFILES[profile].get('workers', 1))      # read by train_models in the notebooks' kernels

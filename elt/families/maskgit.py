@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from typing import Callable
 from ..data import fashion_mnist
 from ..evaluation.metrics import evaluate
-from .tokenizer import TokenizerConfig, get_tokenizer
+from .tokenizer import PatchTokenizer, TokenizerConfig, get_tokenizer
 from ..method.family import Family, check_image_patch, drop_labels, guided, prepare_sampling, token_gap
 from ..method.ilsd import ILSD, ILSDConfig, masked_cross_entropy, masked_soft_cross_entropy
 from ..method.looped import BodySize, LoopedConfig, LoopedTransformer, looped_flops, n_params
@@ -166,6 +166,6 @@ def _sample(model, labels, *, loops, steps, cfg_scale, generator, opts):
     return maskgit_sample(model, model.cfg, labels, steps=steps, loops=loops, cfg_scale=cfg_scale, generator=generator)
 
 FAMILY = Family('maskgit', 'masked generative (MaskGIT-style, patch tokens)', MaskedOptions, _build, _data, token_loss, _sample,
-                decoder=lambda opts: get_tokenizer(opts.tokenizer_config),
+                decoder=lambda opts: get_tokenizer(opts.tokenizer_config), decoder_shell=lambda opts: PatchTokenizer(opts.tokenizer_config),
                 flops=lambda cfg, loops, steps, cfg_guidance, opts: maskgit_flops(cfg, loops, steps, cfg_guidance),
                 evaluate=lambda images, labels: evaluate(images, labels, prc=False), exit_gap=token_gap, steps_name='decoding steps')

@@ -8,7 +8,7 @@ import dataclasses, time
 from dataclasses import dataclass
 from pathlib import Path
 import torch
-from ..core import config_key, data_dir
+from ..core import code_hash, config_key, data_dir, source_hash
 from ..data import moving_fashion_mnist
 import torch.nn as nn
 from ..evaluation.metrics import evaluate_video
@@ -17,8 +17,8 @@ from .tokenizer import PatchTokenizer, TokenizerConfig, get_tokenizer, reconstru
 from ..method.family import Family, token_gap
 
 # %% auto #0
-__all__ = ['FAMILY', 'VideoConfig', 'video_tokenizer', 'encode_clips', 'decode_clips', 'ClipDecoder', 'video_model_config',
-           'clips_grid', 'save_gif', 'frame_strip_figure']
+__all__ = ['FAMILY', 'VideoConfig', 'video_tokenizer_dir', 'video_tokenizer', 'encode_clips', 'decode_clips', 'ClipDecoder',
+           'video_model_config', 'clips_grid', 'save_gif', 'frame_strip_figure']
 
 # %% ../../nbs/10_video.ipynb #3aa83c09
 @dataclass
@@ -49,9 +49,14 @@ class VideoConfig:
                                     frame_size=self.frame_size, item_size=self.item_size)
 
 # %% ../../nbs/10_video.ipynb #b9cd9111
+def video_tokenizer_dir(cfg: VideoConfig) -> Path:
+    "Where the tokenizer of `cfg` is cached: named by the configuration and by the code that fits it (its callers here, `elt.data`)."
+    fitting = config_key({'video': source_hash(video_tokenizer, video_tokenizer_dir, VideoConfig), 'data': code_hash('elt.data')}, n=8)
+    return data_dir()/'cache'/f'video-{config_key(cfg)}-{fitting}'
+
 def video_tokenizer(cfg: VideoConfig, verbose: bool = True) -> PatchTokenizer:
     "The per-frame patch tokenizer of `cfg`, fitted on training-clip frames (cached)."
-    cache = data_dir()/'cache'/f'video-{config_key(cfg)}'
+    cache = video_tokenizer_dir(cfg)
     frames = None
     if not tokenizer_path(cfg.tokenizer_config, cache).exists():
         frames = cfg.clips(cfg.n_fit_clips, 'train', seed=cfg.seed + 1)[0].flatten(0, 1)
@@ -87,7 +92,8 @@ FAMILY = Family('video', 'video (masked generative over per-frame patch tokens)'
                 build=lambda size, cfg: MaskGIT(video_model_config(size, cfg)), data=_data, loss=token_loss, sample=_sample,
                 decoder=lambda cfg: ClipDecoder(video_tokenizer(cfg, verbose=False), cfg.n_frames),
                 flops=lambda cfg, loops, steps, cfg_guidance, opts: maskgit_flops(cfg, loops, steps, cfg_guidance),
-                evaluate=evaluate_video, metric='FVD-MFMNIST', steps_name='decoding steps', exit_gap=token_gap)
+                evaluate=evaluate_video, metric='FVD-MFMNIST', steps_name='decoding steps', exit_gap=token_gap,
+                outputs='clips', decoder_shell=lambda cfg: ClipDecoder(PatchTokenizer(cfg.tokenizer_config), cfg.n_frames))
 
 # %% ../../nbs/10_video.ipynb #292037c6
 def clips_grid(clips: torch.Tensor, n_cols: int = 5, pad: int = 2) -> torch.Tensor:

@@ -9,15 +9,17 @@ from dataclasses import dataclass, field
 from typing import Callable
 import torch
 import torch.nn as nn
-from ..core import code_hash, get_device
+from pathlib import Path
+from ..core import CheckpointError, _weights_mismatch, atomic_write, code_hash, config_diff, get_device, load_checkpoint
 from .ilsd import per_sample_mse
 from .looped import check_loops
-from .train import TrainConfig, run_training
+from .train import TrainConfig, TrainResult, run_training
 
 # %% auto #0
-__all__ = ['FAMILIES', 'Family', 'register_family', 'family_names', 'get_family', 'as_labels', 'check_classes', 'drop_labels',
-           'check_sampling', 'prepare_sampling', 'check_image_patch', 'pixel_gap', 'token_gap', 'guided',
-           'anytime_figure', 'sample_batched', 'as_options', 'train_family']
+__all__ = ['FAMILIES', 'MODEL_FORMAT', 'Family', 'register_family', 'family_names', 'get_family', 'as_labels', 'check_classes',
+           'drop_labels', 'check_sampling', 'prepare_sampling', 'check_image_patch', 'pixel_gap', 'token_gap', 'guided',
+           'anytime_figure', 'sample_batched', 'as_options', 'GenerativeModel', 'train_family', 'save_model',
+           'load_model']
 
 # %% ../../nbs/05_family.ipynb #5bb78111
 @dataclass(frozen=True)
@@ -37,6 +39,9 @@ class Family:
     steps_name: str = 'sampling steps'             # what `steps` counts, for titles
     train_overrides: dict = field(default_factory=dict)   # TrainConfig fields the family sets (e.g. DiT's β2, weight decay)
     in_paper: bool = True                          # False: a family the paper did not try (reported as beyond the paper)
+    outputs: str = 'images'                        # what its decoder makes: 'images' (B, 28, 28) or 'clips' (B, F, S, S)
+    decoder_shell: Callable | None = None          # (opts) -> the decoder with empty buffers, for load_model to fill from a file
+                                                   #   (None: `decoder` itself, for a decoder that holds nothing fitted)
     exit_gap: Callable | None = None               # (previous exit, exit) -> (B,) disagreement of successive outputs (any-time halting)
 
     def make_options(self, **kw):
@@ -194,12 +199,66 @@ def as_options(family: Family, opts=None):
     if not isinstance(opts, dict): raise TypeError(f"opts must be {family.options.__name__}, a dict or a dataclass, got {type(opts).__name__}")
     return family.make_options(**opts)
 
+class GenerativeModel(nn.Module):
+    """A family's network and its decoder as one module: `.to(device)` moves both, `save_model` writes both into one file,
+    and `load_model` rebuilds it from that file alone. `sample` draws outputs in [0, 1] (images or clips)."""
+    def __init__(self, family: str, size: str, opts, net: nn.Module, decoder: nn.Module | None = None):
+        super().__init__()
+        self.family_name, self.size, self.opts = family, size, opts
+        self.net, self.decoder = net, decoder
+
+    @property
+    def family(self) -> Family: return get_family(self.family_name)
+    @property
+    def cfg(self): return self.net.cfg
+    @property
+    def device(self) -> torch.device: return next(self.net.parameters()).device
+
+    def decode(self, raw: torch.Tensor) -> torch.Tensor:
+        "The sampler's raw output (tokens, pixels) as outputs in [0, 1]."
+        out = self.decoder(raw) if self.decoder is not None else raw
+        return out.float() if out.is_floating_point() else out
+
+    def sample(self, labels, loops: int | list[int], steps: int, cfg_scale: float = 0.0, generator=None, net: nn.Module | None = None):
+        "Draw one output per label with the family's sampler (`net` stands in for the network, e.g. a snapshot's weights)."
+        return self.decode(self.family.sample(net or self.net, labels, loops=loops, steps=steps, cfg_scale=cfg_scale,
+                                              generator=generator, opts=self.opts))
+
 def train_family(family: str | Family, size: str, train_cfg: TrainConfig, mode: str = 'ilsd', opts=None, run_dir=None,
-                 device=None, show_progress: bool = True, **ilsd_kw):
-    "Train (or reload the finished run of) `family`'s model of body size `size`; returns `(model, decoder, result)`."
+                 device=None, show_progress: bool = True, **ilsd_kw) -> tuple[GenerativeModel, TrainResult]:
+    "Train (or reload the finished run of) `family`'s model of body size `size`; returns `(model with its decoder, result)`."
     fam = get_family(family); opts = as_options(fam, opts)
-    model, result = run_training(fam.name, lambda: fam.build(size, opts), lambda ilsd_cfg: fam.loss(ilsd_cfg, opts), fam.data(opts),
-                                 train_cfg, mode, (opts,), run_dir, device, show_progress, code=fam.training_code(), **ilsd_kw)
-    decoder = fam.decoder(opts)
-    if decoder is not None: decoder.to(next(model.parameters()).device)
-    return model.eval(), decoder, result
+    net, result = run_training(fam.name, lambda: fam.build(size, opts), lambda ilsd_cfg: fam.loss(ilsd_cfg, opts), fam.data(opts),
+                               train_cfg, mode, (opts,), run_dir, device, show_progress, code=fam.training_code(), **ilsd_kw)
+    model = GenerativeModel(fam.name, size, opts, net, fam.decoder(opts))
+    return model.to(next(net.parameters()).device).eval(), result
+
+# %% ../../nbs/05_family.ipynb #a8827e2b
+MODEL_FORMAT = 'elt-model/1'
+
+def save_model(path, model: GenerativeModel, dtype: torch.dtype | None = None, **extra) -> Path:
+    "Write `model` (network, decoder, family, size, options) to one file, the network's floating weights in `dtype`; `extra`: plain data."
+    cfg = {'format': MODEL_FORMAT, 'family': model.family_name, 'size': model.size, 'options': dataclasses.asdict(model.opts),
+           'net': dataclasses.asdict(model.cfg)}
+    weights = {k: (v.to(dtype) if dtype is not None and k.startswith('net.') and v.is_floating_point() else v).detach().cpu()
+               for k, v in model.state_dict().items()}
+    return atomic_write(path, lambda tmp: torch.save({'cfg': cfg, 'model': weights, **extra}, tmp))
+
+def load_model(path, device=None) -> GenerativeModel:
+    "Rebuild the model `save_model` wrote to `path` from that file alone, on `device`; nothing is written."
+    state = load_checkpoint(path)
+    cfg = state['cfg']
+    if cfg.get('format') != MODEL_FORMAT:
+        raise CheckpointError(f"{path} is not a model file (format {cfg.get('format')!r}, expected {MODEL_FORMAT!r}): a trainer's "
+                              "checkpoint (last.pt) holds the network alone. Rebuild it with train_family, then save it with save_model.")
+    fam = get_family(cfg['family']); opts = fam.make_options(**cfg['options'])
+    net = fam.build(cfg['size'], opts)
+    changed = config_diff(dataclasses.asdict(net.cfg), cfg['net'])
+    if changed: raise CheckpointError(f"{path}: the code now builds another {cfg['size']} network than the one saved ("
+                                      + '; '.join(f"{k}: now {a!r}, saved {b!r}" for k, (a, b) in changed.items())
+                                      + "). Retrain it with this code, or check out the commit that saved it.")
+    model = GenerativeModel(fam.name, cfg['size'], opts, net, (fam.decoder_shell or fam.decoder)(opts))
+    problem = _weights_mismatch(model.state_dict(), state['model'])
+    if problem: raise CheckpointError(f"{path} does not hold the weights of a {fam.name} {cfg['size']} model: {problem}")
+    model.load_state_dict(state['model'])                           # bf16 weights land in fp32 parameters
+    return model.to(get_device(device)).eval()

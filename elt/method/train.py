@@ -4,18 +4,18 @@
 
 # %% ../../nbs/04_train.ipynb #009d5737
 from __future__ import annotations
-import copy, dataclasses, json, math, numbers, os, sys, time
+import copy, dataclasses, fcntl, json, math, numbers, os, sys, time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 import torch
 import torch.nn as nn
 from tqdm import tqdm
-from ..core import (autocast, config_key, data_dir, get_device, load_checkpoint, note_stale, remove_stale_tmp, reuse_stale,
+from ..core import (StorageError, autocast, check_field_types, ensure_dir, config_key, data_dir, get_device, load_checkpoint, note_stale, remove_stale_tmp, reuse_stale,
                       save_checkpoint, seed_everything, write_text_atomic)
 
 # %% auto #0
-__all__ = ['TrainConfig', 'lr_at', 'TrainResult', 'read_log', 'train', 'run_dir_for', 'stale_run', 'run_training']
+__all__ = ['TrainConfig', 'lr_at', 'TrainResult', 'read_log', 'RunLock', 'train', 'run_dir_for', 'stale_run', 'run_training']
 
 # %% ../../nbs/04_train.ipynb #9548f823
 @dataclass
@@ -38,13 +38,7 @@ class TrainConfig:
     snapshot_every: int = 0        # also keep the weights every k steps (snap-<step>.pt), for convergence curves; 0 = off
 
     def __post_init__(self):
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            if f.type == 'bool' and not isinstance(v, bool): raise TypeError(f"TrainConfig.{f.name} must be True or False, got {v!r}")
-            if f.type == 'int' and (isinstance(v, bool) or not isinstance(v, numbers.Integral)):
-                raise TypeError(f"TrainConfig.{f.name} counts something and must be an int, got {v!r} ({type(v).__name__})")
-            if f.type == 'float' and (isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v)):
-                raise TypeError(f"TrainConfig.{f.name} must be a finite number, got {v!r}")
+        check_field_types(self)
         for name in ('steps', 'batch_size', 'ckpt_every', 'log_every'):
             if getattr(self, name) < 1: raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
         for name in ('warmup', 'minutes', 'snapshot_every', 'weight_decay', 'grad_clip'):
@@ -91,7 +85,34 @@ def read_log(path) -> list[dict]:
     return rows
 
 def _truncate_log(path: Path, step: int):
-    if path.exists(): write_text_atomic(path, ''.join(json.dumps(r) + '\n' for r in read_log(path) if r['step'] <= step))
+    "Drop the rows a killed run logged after its last checkpoint at `step` (all of them when it had none); rewrite only if needed."
+    if not path.exists(): return
+    text = ''.join(json.dumps(r) + '\n' for r in read_log(path) if r['step'] <= step)
+    if text != path.read_text(): write_text_atomic(path, text)
+
+def _append_log(path: Path, row: dict):
+    try:
+        with open(path, 'a') as f: f.write(json.dumps(row) + '\n')
+    except OSError as e:
+        raise StorageError(f"could not append to the training log {path} ({e.strerror or e}): free some space or point ELT_RUNS to "
+                           "another disk, then run again; the run resumes from its last checkpoint and its log is cut back to it") from e
+
+class RunLock:
+    "One writer per run folder: an exclusive `flock` on `<run>/.lock`, released on `release()` or when the process ends, even killed."
+    def __init__(self, run_dir: Path):
+        self.path = ensure_dir(run_dir, 'run folder')/'.lock'
+        try: self.file = open(self.path, 'a+')
+        except OSError as e: raise StorageError(f"cannot train in {run_dir}: its lock file {self.path} cannot be made "
+                                                f"({e.strerror or e}); point ELT_RUNS to a folder you can write to") from None
+        try: fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.file.seek(0); holder = self.file.read().strip() or '?'; self.file.close()
+            raise RuntimeError(f"{run_dir} is being trained by another process (pid {holder}); two writers would interleave its log "
+                               f"and checkpoints. Wait for that one to finish, or stop it (kill {holder}) and run again.") from None
+        self.file.seek(0); self.file.truncate(); self.file.write(f'{os.getpid()}\n'); self.file.flush()
+
+    def release(self):
+        if not self.file.closed: fcntl.flock(self.file, fcntl.LOCK_UN); self.file.close()
 
 def _scalar(v):
     return round(v.item(), 6) if isinstance(v, torch.Tensor) else v
@@ -141,19 +162,19 @@ def train(model: nn.Module, loss_fn: Callable, data: tuple[torch.Tensor, ...], c
     ema = {k: v.detach().clone().float() for k, v in model.state_dict().items()} if cfg.ema else None
     step, prior, run_cfg = 0, 0.0, _run_config(model, cfg)
     ckpt = Path(run_dir)/'last.pt' if run_dir else None
-    log_path = Path(run_dir)/'log.jsonl' if run_dir else None
-    if run_dir:
-        Path(run_dir).mkdir(parents=True, exist_ok=True)
-        if rank == 0:
-            for f in remove_stale_tmp(run_dir): print(f"removed {f}, left by a killed checkpoint write", file=sys.stderr)
-    if rank > 0: log_path = None
-    if ckpt and ckpt.exists():
-        state = load_checkpoint(ckpt, run_cfg, model, map_location='cpu')         # weights land on the model's device;
+    log_path = Path(run_dir)/'log.jsonl' if run_dir and rank == 0 else None
+    if run_dir: ensure_dir(run_dir, 'run folder')
+    load = lambda: load_checkpoint(ckpt, run_cfg, model, map_location='cpu') if ckpt and ckpt.exists() else None
+    state, lock = load(), None
+    if run_dir and rank == 0 and (state is None or int(state['step']) < cfg.steps):   # a finished run is only read: nothing is written
+        lock = RunLock(run_dir); state = load()                                         # (re)read under the lock: no writer in between
+        for f in remove_stale_tmp(run_dir): print(f"removed {f}, left by a killed checkpoint write", file=sys.stderr)
+        _truncate_log(log_path, int(state['step']) if state else 0)                    # a kill before the first checkpoint: a clean log
+    if state is not None:                                                           # weights land on the model's device;
         opt.load_state_dict(state['optimizer'])                                     # optimiser state follows the parameters
         g.set_state(state['generator']); step = int(state['step'])                  # the run's generator lives on the CPU
         prior = float(state.get('train_seconds', 0.0))
         if ema is not None: ema = {k: v.to(device) for k, v in state['ema'].items()}
-        if rank == 0: _truncate_log(log_path, step)
     net = _DDP(model, device_ids=[device.index] if device.type == 'cuda' else None) if world > 1 else model
     local = cfg.batch_size // world
     def save():
@@ -163,41 +184,44 @@ def train(model: nn.Module, loss_fn: Callable, data: tuple[torch.Tensor, ...], c
     started, start_step = time.time(), step
     bar = tqdm(total=cfg.steps, initial=step, disable=not show_progress or step >= cfg.steps or rank > 0, file=sys.stderr,
                mininterval=2.0, unit='step', dynamic_ncols=True)
-    model.train()
-    while step < cfg.steps:
-        t0 = time.time()
-        for group in opt.param_groups: group['lr'] = lr_at(cfg, step)
-        idx = torch.randint(n, (cfg.batch_size,), generator=g, device=g.device)[rank * local:(rank + 1) * local]
-        batch = tuple(t[idx].to(device) for t in data)
-        draws = g if world == 1 else torch.Generator().manual_seed(hash((cfg.seed, step, rank)) % 2**63)
-        with autocast(device, cfg.bf16):
-            loss, logs = loss_fn(net, batch, step / cfg.steps, draws)
-        if not torch.isfinite(loss): raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower the learning rate")
-        opt.zero_grad(set_to_none=True); loss.backward()
-        if cfg.grad_clip: nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step(); step += 1
-        if ema is not None:
-            with torch.no_grad():
-                for k, v in model.state_dict().items(): ema[k].lerp_(v.float(), 1 - cfg.ema) if v.is_floating_point() else ema[k].copy_(v)
-        bar.update(1)
-        if step % cfg.log_every == 0 or step == cfg.steps:
-            bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
-            logs = _mean_over_ranks(logs, world)
-            if log_path:
-                row = {'step': step, 'lr': lr_at(cfg, step - 1), 'step_time_s': round(time.time() - t0, 4),
-                       **{k: _scalar(v) for k, v in logs.items()}}
-                with open(log_path, 'a') as f: f.write(json.dumps(row) + '\n')
-        if interrupt_after is not None and step - start_step >= interrupt_after: break     # a simulated kill: no save
-        out_of_time = bool(cfg.minutes and time.time() - started > 60 * cfg.minutes)
-        if cfg.minutes and world > 1:                                   # rank 0's clock decides for every rank
-            flag = torch.tensor([float(out_of_time)]); torch.distributed.broadcast(flag, 0); out_of_time = bool(flag.item())
-        if ckpt and rank == 0 and (step % cfg.ckpt_every == 0 or step == cfg.steps or out_of_time): save()
-        if ckpt and rank == 0 and cfg.snapshot_every and step % cfg.snapshot_every == 0:
-            save_checkpoint(ckpt.parent/f'snap-{step:06d}.pt', model, run_cfg, step=step, **({'ema': ema} if ema is not None else {}))
-        if out_of_time:
-            print(f"stopping at step {step}/{cfg.steps}: the {cfg.minutes}-minute budget is spent; run again to resume", file=sys.stderr)
-            break
-    bar.close(); model.eval()
+    try:                                                                # the lock goes with this call, however it ends
+        model.train()
+        while step < cfg.steps:
+            t0 = time.time()
+            for group in opt.param_groups: group['lr'] = lr_at(cfg, step)
+            idx = torch.randint(n, (cfg.batch_size,), generator=g, device=g.device)[rank * local:(rank + 1) * local]
+            batch = tuple(t[idx].to(device) for t in data)
+            draws = g if world == 1 else torch.Generator().manual_seed(hash((cfg.seed, step, rank)) % 2**63)
+            with autocast(device, cfg.bf16):
+                loss, logs = loss_fn(net, batch, step / cfg.steps, draws)
+            if not torch.isfinite(loss): raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower the learning rate")
+            opt.zero_grad(set_to_none=True); loss.backward()
+            if cfg.grad_clip: nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step(); step += 1
+            if ema is not None:
+                with torch.no_grad():
+                    for k, v in model.state_dict().items(): ema[k].lerp_(v.float(), 1 - cfg.ema) if v.is_floating_point() else ema[k].copy_(v)
+            bar.update(1)
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+                logs = _mean_over_ranks(logs, world)
+                if log_path:
+                    row = {'step': step, 'lr': lr_at(cfg, step - 1), 'step_time_s': round(time.time() - t0, 4),
+                           **{k: _scalar(v) for k, v in logs.items()}}
+                    _append_log(log_path, row)
+            if interrupt_after is not None and step - start_step >= interrupt_after: break     # a simulated kill: no save
+            out_of_time = bool(cfg.minutes and time.time() - started > 60 * cfg.minutes)
+            if cfg.minutes and world > 1:                                   # rank 0's clock decides for every rank
+                flag = torch.tensor([float(out_of_time)]); torch.distributed.broadcast(flag, 0); out_of_time = bool(flag.item())
+            if ckpt and rank == 0 and (step % cfg.ckpt_every == 0 or step == cfg.steps or out_of_time): save()
+            if ckpt and rank == 0 and cfg.snapshot_every and step % cfg.snapshot_every == 0:
+                save_checkpoint(ckpt.parent/f'snap-{step:06d}.pt', model, run_cfg, step=step, **({'ema': ema} if ema is not None else {}))
+            if out_of_time:
+                print(f"stopping at step {step}/{cfg.steps}: the {cfg.minutes}-minute budget is spent; run again to resume", file=sys.stderr)
+                break
+    finally:
+        bar.close(); model.eval()
+        if lock: lock.release()
     if world > 1: torch.distributed.barrier()                           # every rank returns once rank 0 has saved
     return TrainResult(step, time.time() - started, prior + time.time() - started if step > start_step else prior,
                        step >= cfg.steps, Path(run_dir) if run_dir else None, ema)
