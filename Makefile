@@ -11,11 +11,12 @@ STAMP := $(VENV)/.installed
 DATA := data/FashionMNIST/raw/t10k-labels-idx1-ubyte
 BROWSER := /usr/bin/chromedriver
 
-.PHONY: test figures docs setup data browser lab readme export clean-nbs sync-check help
+.PHONY: test figures train-speed docs setup data browser lab readme export clean-nbs sync-check help
 
 help:
 	@echo "make test      run every notebook's tests (nbdev_test) and pytest"
 	@echo "make figures   run the experiment notebooks with papermill (PROFILE=smoke|default|gpu)"
+	@echo "make train-speed  time the zoo recipes' training under each option, side by side (figures/train_speed.*)"
 	@echo "make lab       open the notebooks in JupyterLab"
 	@echo "make docs      render every notebook into the book, _book/index.html (nbconvert, math offline)"
 	@echo "make readme    regenerate README.md and figures/README.md from nbs/index.ipynb and nbs/results.ipynb"
@@ -55,6 +56,10 @@ test: $(STAMP) $(DATA) $(BROWSER)
 
 figures: $(STAMP) $(DATA)
 	$(BIN)/python -m elt.experiments.run --profile $(PROFILE)
+
+# The training benchmark of the zoo's recipes (nbs/14a_train_speed.ipynb): ratios measured side by side in one run.
+train-speed: $(STAMP) $(DATA)
+	$(BIN)/python -m elt.experiments.train_speed --images 960
 
 # The book: every notebook rendered with nbconvert (library notebooks executed), navigation in the paper's order.
 docs: $(STAMP) $(DATA)

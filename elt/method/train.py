@@ -15,9 +15,12 @@ from ..core import (StorageError, autocast, check_field_types, ensure_dir, confi
                       save_checkpoint, seed_everything, write_text_atomic)
 
 # %% auto #0
-__all__ = ['TrainConfig', 'lr_at', 'TrainResult', 'read_log', 'RunLock', 'train', 'run_dir_for', 'stale_run', 'run_training']
+__all__ = ['OPTIMIZERS', 'TrainConfig', 'lr_at', 'TrainResult', 'read_log', 'RunLock', 'train', 'run_dir_for', 'stale_run',
+           'run_training']
 
 # %% ../../nbs/04_train.ipynb #9548f823
+OPTIMIZERS = {'default': {}, 'foreach': {'foreach': True}, 'fused': {'fused': True}}   # AdamW keyword arguments of each
+
 @dataclass
 class TrainConfig:
     "How to train: schedule length, optimiser, precision, checkpoints."
@@ -36,6 +39,8 @@ class TrainConfig:
     log_every: int = 10
     minutes: float = 0.0           # wall-clock cap; 0 = none. The run saves and stops early; the next call resumes.
     snapshot_every: int = 0        # also keep the weights every k steps (snap-<step>.pt), for convergence curves; 0 = off
+    optimizer: str = 'default'     # AdamW's implementation: 'default' (torch's choice), 'foreach' or 'fused' (same maths)
+    compile: bool = False          # torch.compile the model for training (measure first: the training benchmark, nb 14a)
 
     def __post_init__(self):
         check_field_types(self)
@@ -44,6 +49,7 @@ class TrainConfig:
         for name in ('warmup', 'minutes', 'snapshot_every', 'weight_decay', 'grad_clip'):
             if getattr(self, name) < 0: raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
         if not self.lr > 0: raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.optimizer not in OPTIMIZERS: raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got {self.optimizer!r}")
         for name in ('beta1', 'beta2', 'ema'):
             if not 0 <= getattr(self, name) < 1: raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
 
@@ -157,7 +163,8 @@ def train(model: nn.Module, loss_fn: Callable, data: tuple[torch.Tensor, ...], c
                          "check the data loader or the filter that produced it")
     n = len(data[0])
     if any(len(t) != n for t in data): raise ValueError(f"all data tensors must have the same length, got {[len(t) for t in data]}")
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay,
+                            **OPTIMIZERS[cfg.optimizer])
     g = seed_everything(cfg.seed)
     ema = {k: v.detach().clone().float() for k, v in model.state_dict().items()} if cfg.ema else None
     step, prior, run_cfg = 0, 0.0, _run_config(model, cfg)
@@ -176,6 +183,7 @@ def train(model: nn.Module, loss_fn: Callable, data: tuple[torch.Tensor, ...], c
         prior = float(state.get('train_seconds', 0.0))
         if ema is not None: ema = {k: v.to(device) for k, v in state['ema'].items()}
     net = _DDP(model, device_ids=[device.index] if device.type == 'cuda' else None) if world > 1 else model
+    if cfg.compile: net = torch.compile(net)                            # the same weights: checkpoints hold `model`'s state
     local = cfg.batch_size // world
     def save():
         extra = {'ema': ema} if ema is not None else {}
