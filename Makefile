@@ -11,11 +11,12 @@ STAMP := $(VENV)/.installed
 DATA := data/FashionMNIST/raw/t10k-labels-idx1-ubyte
 BROWSER := /usr/bin/chromedriver
 
-.PHONY: test figures train-speed docs setup data browser lab readme export clean-nbs sync-check help
+.PHONY: test figures zoo train-speed docs setup data browser lab readme export clean-nbs sync-check help
 
 help:
 	@echo "make test      run every notebook's tests (nbdev_test) and pytest"
 	@echo "make figures   run the experiment notebooks with papermill (PROFILE=smoke|default|gpu)"
+	@echo "make zoo       train the reference zoo from nothing, or resume it (ZOO_MINUTES=120 stops after 2 hours); commit data/zoo/"
 	@echo "make train-speed  time the zoo recipes' training under each option, side by side (figures/train_speed.*)"
 	@echo "make lab       open the notebooks in JupyterLab"
 	@echo "make docs      render every notebook into the book, _book/index.html (nbconvert, math offline)"
@@ -56,6 +57,11 @@ test: $(STAMP) $(DATA) $(BROWSER)
 
 figures: $(STAMP) $(DATA)
 	$(BIN)/python -m elt.experiments.run --profile $(PROFILE)
+
+# The reference zoo (nbs/14a_zoo.ipynb): trained in pieces of ZOO_MINUTES (0: until complete), shipped to data/zoo/.
+ZOO_MINUTES ?= 0
+zoo: $(STAMP) $(DATA)
+	$(BIN)/python -m elt.experiments.zoo --minutes $(ZOO_MINUTES)
 
 # The training benchmark of the zoo's recipes (nbs/14a_train_speed.ipynb): ratios measured side by side in one run.
 train-speed: $(STAMP) $(DATA)

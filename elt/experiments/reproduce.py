@@ -159,12 +159,13 @@ class Trained:
 
 # %% ../../nbs/14_reproduce.ipynb #03183c7b
 def train_model(recipe: Recipe, split: str, mode: str = 'ilsd', seed: int = 0, show_progress: bool = True, device=None,
-                **ilsd_kw) -> Trained:
-    "Train (or reload from `data/runs/`) the `split` model of `recipe`'s family with `mode` and `seed`."
+                minutes: float = 0.0, **ilsd_kw) -> Trained:
+    """Train (or reload from `data/runs/`) the `split` model of `recipe`'s family with `mode` and `seed`; with `minutes` > 0 the
+    call stops (saved) after that long, and the next call resumes exactly: `Trained.steps` says how far it got."""
     size = recipe.size(split)
     if split.endswith('x1'): mode, ilsd_kw = 'vanilla', {}                  # a unique-depth model has nothing to distil
     if show_progress: print(f"{recipe.family} {size} {mode}{''.join(f' {k}={v}' for k, v in ilsd_kw.items())} seed {seed}", flush=True)
-    module, res = train_family(recipe.family, size, recipe.train_config(seed), mode, recipe.opts, device=device,
+    module, res = train_family(recipe.family, size, dataclasses.replace(recipe.train_config(seed), minutes=minutes), mode, recipe.opts, device=device,
                                show_progress=show_progress, **ilsd_kw)
     return Trained(recipe, split, mode, seed, module, res.run_dir, res.train_seconds, res.step, dict(ilsd_kw))
 

@@ -40,7 +40,7 @@ class TrainConfig:
     minutes: float = 0.0           # wall-clock cap; 0 = none. The run saves and stops early; the next call resumes.
     snapshot_every: int = 0        # also keep the weights every k steps (snap-<step>.pt), for convergence curves; 0 = off
     optimizer: str = 'default'     # AdamW's implementation: 'default' (torch's choice), 'foreach' or 'fused' (same maths)
-    compile: bool = False          # torch.compile the model for training (measure first: the training benchmark, nb 14a)
+    compile: bool = False          # torch.compile the model for training (measure first: the training benchmark, nb 14b)
 
     def __post_init__(self):
         check_field_types(self)
