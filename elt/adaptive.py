@@ -10,7 +10,7 @@ import torch
 from .core import code_hash, config_key
 from .method.family import sample_batched
 from .method.looped import check_loops, loop_updates
-from .experiments.reproduce import Trained, _cached, evaluate_loops, store_evaluation
+from .experiments.reproduce import Trained, _cached, evaluate_loops, scoring_code, store_evaluation
 
 # %% auto #0
 __all__ = ['SCHEDULES', 'SIGNALS', 'check_schedule', 'linear_schedule', 'make_schedule', 'update_norm_profile', 'norm_schedule',
@@ -173,7 +173,7 @@ def draw_setting(t: Trained, setting: dict, labels: torch.Tensor, seed: int) -> 
 def evaluate_setting(t: Trained, setting: dict, seed: int = 0, shuffle: int | None = None, show_progress: bool = True) -> dict:
     "The family's metrics, counted GFLOPs, loop fraction and wall-clock of the recipe's n samples drawn with `setting`; cached."
     fam, r = t.family, t.recipe
-    code = code_hash(fam.sample, fam.decoder, fam.flops, fam.evaluate, 'elt.adaptive', exclude=('elt.experiments',))[:8]
+    code = config_key({'scoring': scoring_code(t), 'adaptive': code_hash('elt.adaptive', exclude=('elt.experiments',))}, n=8)   # the callers too
     key = config_key({'setting': setting, 'n': r.n_samples, 'sample_steps': r.sample_steps, 'cfg_scale': r.cfg_scale, 'seed': seed, 'shuffle': shuffle})
     path, row = _cached(t.run_dir/'adaptive'/f'{key}-{code}')                     # a torn file is recomputed, a stale one reused only on request
     if row is not None: return row

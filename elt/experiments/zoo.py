@@ -119,8 +119,11 @@ def training_code_changed(manifest: dict) -> bool:
     return get_family(manifest['model']['family']).training_code() != manifest['training_code']
 
 # %% ../../nbs/14a_zoo.ipynb #73fc1110
-def _zoo_job(recipe: dict, split: str, mode: str, seed: int, minutes: float, threads: int) -> int:
+def _zoo_job(recipe: dict, split: str, mode: str, seed: int, deadline: float, threads: int) -> int:
+    "Train one zoo model until it is done or the piece's `deadline` (epoch seconds; 0: none) passes, counted from when the job starts."
     torch.set_num_threads(threads)
+    if deadline and time.time() >= deadline: return 0
+    minutes = max(0.01, (deadline - time.time()) / 60) if deadline else 0.0
     return train_model(Recipe(**recipe), split, mode, seed, show_progress=False, device='cpu', minutes=minutes).steps
 
 def train_zoo(zoo: Zoo | None = None, minutes: float = 0.0, workers: int = 2, families: list[str] | None = None, zoo_dir=None) -> list[dict]:
@@ -139,19 +142,20 @@ def train_zoo(zoo: Zoo | None = None, minutes: float = 0.0, workers: int = 2, fa
     if not todo: return []
     for f in families: zoo.recipe(f).family_spec.data(zoo.recipe(f).opts)      # fit what the data needs (a tokenizer) once, here
     probe, started, shipped = speed_probe(), time.time(), []
-    left = lambda: max(0.01, minutes - (time.time() - started) / 60) if minutes else 0.0
+    deadline = started + 60 * minutes if minutes else 0.0
     with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context('spawn')) as pool:
-        jobs = {pool.submit(_zoo_job, dataclasses.asdict(zoo.recipe(m.family)), m.split, m.mode, m.seed, left(), 1): m for m in todo}
+        jobs = {pool.submit(_zoo_job, dataclasses.asdict(zoo.recipe(m.family)), m.split, m.mode, m.seed, deadline, 1): m for m in todo}
         for i, job in enumerate(cf.as_completed(jobs), 1):
             m, steps = jobs[job], job.result()
             recipe = zoo.recipe(m.family)
             if steps < recipe.steps:
-                print(f"[{i}/{len(todo)}] {m.name}: out of time at step {steps}/{recipe.steps}; `make zoo` resumes it", flush=True); continue
+                print(f"[{i}/{len(todo)}] {m.name}: out of time{f' at step {steps}/{recipe.steps}' if steps else ', not started'}; "
+                      "`make zoo` resumes it", flush=True); continue
             t = train_model(recipe, m.split, m.mode, m.seed, show_progress=False, device='cpu')   # finished: loaded from its run
             shipped.append(ship(t, zoo_dir, probe))
-            pace = (time.time() - started) / len(shipped)
-            print(f"[{i}/{len(todo)}] {m.name}: shipped ({t.train_seconds / 60:.1f} min of training); "
-                  f"ETA for the other {len(todo) - i}: {pace * (len(todo) - i) / 3600:.1f} h at this pace", flush=True)
+            per_model = sum(s['train_seconds'] for s in shipped) / len(shipped)            # one worker's seconds per model
+            print(f"[{i}/{len(todo)}] {m.name}: shipped ({t.train_seconds / 60:.1f} min of training); ETA for the other "
+                  f"{len(todo) - i}: {per_model * (len(todo) - i) / workers / 3600:.1f} h at this pace", flush=True)
     return shipped
 
 def main(argv=None):
