@@ -53,8 +53,8 @@ class Recipe:
         if self.depth not in (4, 6, 8, 12): raise ValueError(f"depth must be one of (4, 6, 8, 12), got {self.depth}")
         for k in ('steps', 'batch_size', 'n_samples', 'sample_steps'):
             if getattr(self, k) < 1: raise ValueError(f"{k} must be ≥ 1, got {getattr(self, k)}")
-        for k in ('lr', 'cfg_scale'):
-            if getattr(self, k) < (0 if k == 'cfg_scale' else 1e-12): raise ValueError(f"Recipe.{k} must be {'≥ 0' if k == 'cfg_scale' else '> 0'}, got {getattr(self, k)}")
+        if not self.lr > 0: raise ValueError(f"Recipe.lr must be > 0, got {self.lr}")
+        if self.cfg_scale < 0: raise ValueError(f"Recipe.cfg_scale must be ≥ 0 (0 turns guidance off), got {self.cfg_scale}")
         if self.snapshot_every < 0: raise ValueError(f"Recipe.snapshot_every must be ≥ 0 (0 keeps no snapshots), got {self.snapshot_every}")
         self.opts                                                           # the family validates its own options
 
