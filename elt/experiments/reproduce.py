@@ -20,7 +20,7 @@ from ..method.looped import WIDTHS, n_params
 from ..method.train import TrainConfig
 
 # %% auto #0
-__all__ = ['REPRODUCED', 'INCONCLUSIVE', 'NOT_REPRODUCED', 'ALPHA', 'MIN_REL_SD', 'Recipe', 'Trained', 'train_model',
+__all__ = ['REPRODUCED', 'INCONCLUSIVE', 'NOT_REPRODUCED', 'ALPHA', 'MIN_REL_SD', 'FACT', 'Recipe', 'Trained', 'train_model',
            'train_models', 'main', 'scoring_code', 'store_evaluation', 'evaluate_loops', 'seed_runs', 'sample_grid',
            'mean_std', 'fmt', 'betainc', 't_cdf', 't_quantile', 'LogRatio', 'log_ratio', 'Verdict', 'lower', 'within',
            'combine', 'resampled_pairs', 'sampling_variance', 'simulate_verdicts', 'by_loops', 'NotMeasured', 'View',
@@ -161,9 +161,16 @@ class Trained:
 def train_model(recipe: Recipe, split: str, mode: str = 'ilsd', seed: int = 0, show_progress: bool = True, device=None,
                 minutes: float = 0.0, **ilsd_kw) -> Trained:
     """Train (or reload from `data/runs/`) the `split` model of `recipe`'s family with `mode` and `seed`; with `minutes` > 0 the
-    call stops (saved) after that long, and the next call resumes exactly: `Trained.steps` says how far it got."""
+    call stops (saved) after that long, and the next call resumes exactly: `Trained.steps` says how far it got. A model the
+    reference zoo ships (`data/zoo/`, notebook 14a) is not trained: the shipped one is returned, verified, with `recipe`."""
     size = recipe.size(split)
     if split.endswith('x1'): mode, ilsd_kw = 'vanilla', {}                  # a unique-depth model has nothing to distil
+    if not ilsd_kw:
+        from elt.experiments.zoo import find_shipped, load_trained                        # the zoo sits beside this module and builds on it
+        if (m := find_shipped(recipe, split, mode, seed)) is not None:
+            if show_progress: print(f"{recipe.family} {size} {mode} seed {seed}: from the reference zoo ({m['name']}, {m['steps']} steps, "
+                                    f"trained at {m['commit'][:12]})", flush=True)
+            return dataclasses.replace(load_trained(m, device=device), recipe=recipe)
     if show_progress: print(f"{recipe.family} {size} {mode}{''.join(f' {k}={v}' for k, v in ilsd_kw.items())} seed {seed}", flush=True)
     module, res = train_family(recipe.family, size, dataclasses.replace(recipe.train_config(seed), minutes=minutes), mode, recipe.opts, device=device,
                                show_progress=show_progress, **ilsd_kw)
@@ -417,6 +424,11 @@ class Verdict:
     df: float | None = None
     n: tuple[int, int] | None = None
     reason: str = ''
+    ab: str = ''                               # what A and B are, e.g. 'ELT at L_max / unique depth' (set by `named`)
+
+    def named(self, ab: str) -> 'Verdict':
+        "This verdict with A and B named, for the tables that print its ratio."
+        return dataclasses.replace(self, ab=ab)
 
     def __str__(self) -> str:
         if self.interval is None: return f"{self.outcome} ({self.reason})"
@@ -432,16 +444,27 @@ def _judge(kind: str, effect: float, est: LogRatio | None, reproduced_below: flo
     margin = rep if outcome == REPRODUCED else nrep if outcome == NOT_REPRODUCED else max(rep, nrep)
     return Verdict(outcome, kind, effect, math.exp(est.estimate), (math.exp(lo), math.exp(hi)), margin, est.df, est.n)
 
+FACT = 'a fact'
+
+def _fact(kind: str, effect: float, a, b, bound: float) -> Verdict | None:
+    "A quantity every one of two or more seeds gives alike, against a fixed target `b`: judged as it is, without an interval."
+    if isinstance(b, bool) or not isinstance(b, (int, float)): return None
+    values = _by_seed(a)
+    if len(values) < 2 or len(set(values.values())) != 1: return None
+    r = next(iter(values.values())) / b
+    return Verdict(REPRODUCED if r < bound else NOT_REPRODUCED, kind, effect, r, None, abs(math.log(r / bound)), None, (len(values), 1),
+                   f'{FACT}: {r:.2f}× on each of {len(values)} seeds, nothing to estimate')
+
 def lower(a, b, effect: float = 0.10, sampling_var: float = 0.0, paired: bool = False) -> Verdict:
     """'A is lower than B' (a FID below another): **reproduced** when the whole interval of A/B lies below 1; **not
     reproduced** when it lies above 1/(1 + effect) — the data rule out a gap as large as the declared one; else inconclusive."""
-    return _judge('lower', effect, log_ratio(a, b, sampling_var, paired), 0.0, -math.log1p(effect))
+    return _fact('lower', effect, a, b, 1.0) or _judge('lower', effect, log_ratio(a, b, sampling_var, paired), 0.0, -math.log1p(effect))
 
 def within(a, b, effect: float = 0.10, sampling_var: float = 0.0, paired: bool = False) -> Verdict:
     """'A is at most (1 + effect)·B' (parity): **reproduced** when the whole interval of A/B lies below 1 + effect,
     **not reproduced** when it lies above it, else inconclusive."""
     b_log = math.log1p(effect)
-    return _judge('within', effect, log_ratio(a, b, sampling_var, paired), b_log, b_log)
+    return _fact('within', effect, a, b, 1 + effect) or _judge('within', effect, log_ratio(a, b, sampling_var, paired), b_log, b_log)
 
 def combine(verdicts) -> Verdict:
     """Every check reproduced → reproduced (the margin of the closest one); any not reproduced → not reproduced (the
@@ -521,6 +544,7 @@ def stability(judge: Callable[[View], Verdict], seeds) -> tuple[Verdict, str]:
     two-seed verdict is tested on the second sampling seed alone, and is untested where that was not scored."""
     seeds = list(seeds)
     main, moved, missing, checked = judge(View()), [], [], 0
+    if main.reason.startswith(FACT): return main, f'{FACT}: no seed or sample moves it'
     blind = len(seeds) <= 2 and main.outcome == INCONCLUSIVE
     for view in ([] if blind else [View(drop=s) for s in seeds]) + [View(sampling_seed=1)]:
         try: outcome = judge(view).outcome

@@ -10,9 +10,10 @@ from pathlib import Path
 from ..core import output_dir
 
 # %% auto #0
-__all__ = ['VERDICTS', 'SCHEMAS', 'SeedRun', 'Anytime', 'SplitScores', 'IsoCompute', 'Pareto', 'Curve', 'Convergence', 'Variant',
-           'Ablations', 'UpdateNorms', 'ExtraCurve', 'Extrapolation', 'Video', 'Claim', 'Claims', 'AdaptiveRun',
-           'Adaptive', 'Throughput', 'ResultsError', 'schema_of', 'load_record', 'load_results']
+__all__ = ['VERDICTS', 'VERDICT_LEGEND', 'SCHEMAS', 'SeedRun', 'Anytime', 'SplitScores', 'IsoCompute', 'Pareto', 'Curve',
+           'Convergence', 'Variant', 'Ablations', 'UpdateNorms', 'ExtraCurve', 'Extrapolation', 'Video', 'Claim',
+           'Claims', 'AdaptiveRun', 'Adaptive', 'Throughput', 'ResultsError', 'schema_of', 'load_record',
+           'load_results']
 
 # %% ../../nbs/13_results.ipynb #4acb876f
 @dataclass
@@ -182,12 +183,39 @@ class Claim:
     margin: float | None = None                 # log-ratio distance of the deciding check's interval past (> 0) or short of (< 0) its boundary
     stability: str = ''                         # 'stable', or 'fragile: …' with what moved it (leave-one-seed-out, second sampling seed)
     ratio: list[float] | None = None            # the deciding check's A/B and its 90% interval: [ratio, lo, hi]
+    ab: str = ''                                # what A and B of `ratio` are, e.g. 'ELT at L_max / unique depth'
 
     def __post_init__(self):
         if self.verdict not in VERDICTS:
             raise ResultsError(f"claim {self.claim!r}: verdict {self.verdict!r} is not one of {VERDICTS}; rerun the claims notebook")
 
+    @property
+    def name(self) -> str: return self.claim + (' *(beyond the paper)*' if self.scope != 'paper' else '')
+
+    def ratio_text(self) -> str:
+        "The deciding check's A/B with its 90% interval, A and B named ('—' when nothing was estimated)."
+        if not self.ratio: return '—'
+        named = f'{self.ab}: ' if self.ab else ''
+        if len(self.ratio) == 1: return f'{named}{self.ratio[0]:.2f}× (a fact)'
+        return f'{named}{self.ratio[0]:.2f}× [{self.ratio[1]:.2f}, {self.ratio[2]:.2f}]'
+
+    def stability_word(self) -> str:
+        "'stable', 'fragile', 'untested' or 'a fact', with the qualifier a two-seed 'stable' needs."
+        word = next((w for w in ('fragile', 'stable', 'untested', 'a fact') if self.stability.startswith(w)), '—')
+        return word + (' (on the second sampling seed only: with two training seeds, leaving one out decides nothing)'
+                       if word == 'stable' and 'decides nothing' in self.stability else '')
+
 VERDICTS = ('reproduced', 'inconclusive', 'not reproduced')
+VERDICT_LEGEND = (
+    "How to read a verdict: each claim declares its effect before the run — *parity*, A at most (1 + margin)·B, or *ordering*, "
+    "A lower than B with a declared gap — and is decided by the 90% interval of A/B over training seeds (lower scores are "
+    "better). **reproduced**: the declared effect is established (the whole interval lies on the claim's side of its "
+    "boundary: below 1 + margin, or below 1). **not reproduced**: it is ruled out (the interval lies wholly above 1 + margin, "
+    "or wholly above 1/(1 + gap): no gap that large). **inconclusive**: neither. Tie-break: an ordering interval below 1 but "
+    "above 1/(1 + gap) — A surely lower, by less than the declared gap — counts as reproduced. *stable*: the same verdict with "
+    "any one training seed left out and on a second sampling seed; *fragile*: one of those changes it (named in "
+    "`claims.md`); *untested*: none of them could have; *a fact*: a quantity every seed gives alike, compared as it is, "
+    "without an interval. Each family has its own row: one family's result never decides another's.")
 
 @dataclass
 class Claims:
@@ -199,6 +227,31 @@ class Claims:
         "How many claims have each verdict, and how many are fragile or untested."
         return {**{v: sum(c.verdict == v for c in self.claims) for v in VERDICTS},
                 **{s: sum(c.stability.startswith(s) for c in self.claims) for s in ('fragile', 'untested')}}
+
+    def tally_line(self) -> str:
+        n = self.tally()
+        return (f"Tally: **{n['reproduced']} reproduced, {n['inconclusive']} inconclusive, {n['not reproduced']} not reproduced**; "
+                f"{n['fragile']} of {len(self.claims)} verdicts fragile, {n['untested']} untested.")
+
+    def table(self, sources: bool = False) -> str:
+        "Every claim in full — paper, declared effect, measured numbers, verdict, deciding A/B, margin, stability — then the tally and the legend."
+        head = ['claim', 'paper', 'declared effect', 'measured here', 'verdict', 'A / B [90% interval]', 'margin', 'stability']
+        head += ['source (`figures/`)'] * sources
+        lines = ['| ' + ' | '.join(head) + ' |', '|---' * len(head) + '|']
+        for c in self.claims:
+            cells = [c.name, c.paper, c.effect, c.measured, f'**{c.verdict}**', c.ratio_text(),
+                     '' if c.margin is None else f'{100 * c.margin:+.1f}%', c.stability]
+            lines.append('| ' + ' | '.join(cells + [', '.join(f'`{s}.json`' for s in c.sources.split(', '))] * sources) + ' |')
+        return '\n'.join(lines) + f'\n\n{self.tally_line()}\n\n{VERDICT_LEGEND}'
+
+    def summary(self) -> str:
+        "One line per claim: the claim, its verdict, its deciding A/B with the interval, its stability; the tally and the legend."
+        lines = ['| claim | verdict | A / B [90% interval] | stable? |', '|---|---|---|---|']
+        for c in self.claims:
+            name, _, family = c.claim.partition(' — ')             # the family's short name: its description up to the parenthesis
+            name += (f" — {family.split(chr(40))[0].strip()}" if family else '') + (' *(beyond the paper)*' if c.scope != 'paper' else '')
+            lines.append(f"| {name} | **{c.verdict}** | {c.ratio_text()} | {c.stability_word()} |")
+        return '\n'.join(lines) + f'\n\n{self.tally_line()}\n\n{VERDICT_LEGEND}'
 
 @dataclass
 class AdaptiveRun:

@@ -252,28 +252,6 @@ def _anytime_table(r) -> str:
             f"batch {rc['batch_size']}; n = {rc['n_samples']} samples per entry, {rc['sample_steps']} sampling steps, CFG {rc['cfg_scale']}; "
             f"mean ± std over training seeds {r.seeds}" + ('' if r.in_paper else ' (a family the paper did not try: beyond the paper)'))
 
-def _claims_table(r) -> str:
-    lines = ['| claim | paper | declared effect | measured here | verdict | margin | stability |', '|---|---|---|---|---|---|---|']
-    lines += [f"| {c.claim}{' *(beyond the paper)*' if c.scope != 'paper' else ''} | {c.paper} | {c.effect} | {c.measured} | **{c.verdict}** | "
-              f"{'' if c.margin is None else f'{100 * c.margin:+.1f}%'} | {c.stability} |" for c in r.claims]
-    return '\n'.join(lines) + '\n\n' + _tally(r)
-
-def _tally(r) -> str:
-    n = r.tally()
-    return (f"Tally: **{n['reproduced']} reproduced, {n['inconclusive']} inconclusive, {n['not reproduced']} not reproduced**; "
-            f"{n['fragile']} of {len(r.claims)} verdicts fragile, {n['untested']} untested.")
-
-def _claims_summary(r) -> str:
-    "One line per claim: the claim, its verdict, its deciding check's A/B with the 90% interval, and its stability."
-    lines = ['| claim | verdict | A/B [90% interval] | stable? |', '|---|---|---|---|']
-    for c in r.claims:
-        num = '—' if not c.ratio else f"{c.ratio[0]:.2f}× [{c.ratio[1]:.2f}, {c.ratio[2]:.2f}]"
-        name, _, family = c.claim.partition(' — ')
-        name += f" — {family.split(chr(40))[0].strip()}" if family else ''
-        lines.append(f"| {name}{' *(beyond the paper)*' if c.scope != 'paper' else ''} | **{c.verdict}** | {num} | "
-                     f"{next((s for s in ('fragile', 'stable', 'untested') if c.stability.startswith(s)), '—')} |")
-    return '\n'.join(lines) + '\n\n' + _tally(r)
-
 def _video_table(r) -> str: return r.table
 
 def _iso_table(r) -> str:
@@ -345,7 +323,7 @@ def _adaptive_table(r) -> str:
             "GFLOPs are counted (halting's extra readouts included), wall-clock is measured in one process, one setting after the other.")
 
 WIDTHS_OF = {k: w for k, (w, _) in WIDTHS.items()}
-RESULT_TABLES = {'anytime': _anytime_table, 'iso_compute': _iso_table, 'claims': _claims_table, 'claims_summary': _claims_summary, 'video': _video_table,
+RESULT_TABLES = {'anytime': _anytime_table, 'iso_compute': _iso_table, 'claims': lambda r: r.table(), 'claims_summary': lambda r: r.summary(), 'video': _video_table,
                  'throughput': _throughput_table, 'adaptive': _adaptive_table}
 
 def results_markdown(name: str, figures: Path | None = None, table: str | None = None) -> str:

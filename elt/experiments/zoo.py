@@ -4,19 +4,20 @@
 
 # %% ../../nbs/14a_zoo.ipynb #f9c235f3
 from __future__ import annotations
-import dataclasses, json, math, sys, time
+import dataclasses, json, math, os, sys, time
+from functools import lru_cache
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
-from ..core import data_dir, ensure_dir, git_commit, sha256_file, write_text_atomic
+from ..core import data_dir, ensure_dir, get_device, git_commit, sha256_file, write_text_atomic
 from .reproduce import Recipe, Trained, train_model
 from ..method.family import GenerativeModel, load_model, save_model
 from ..method.ilsd import ILSDConfig
 from ..method.train import read_log
 
 # %% auto #0
-__all__ = ['ZOO_RECIPES', 'ZooModel', 'Zoo', 'fingerprint', 'ship', 'ZooError', 'manifests', 'verify', 'training_code_changed',
-           'train_zoo', 'main']
+__all__ = ['ZOO_RECIPES', 'ZooModel', 'Zoo', 'fingerprint', 'ship', 'ZooError', 'default_zoo_dir', 'manifests', 'verify',
+           'training_code_changed', 'train_zoo', 'main', 'find_shipped', 'load_trained']
 
 # %% ../../nbs/14a_zoo.ipynb #66139dba
 @dataclass(frozen=True)
@@ -93,14 +94,18 @@ def ship(t: Trained, zoo_dir, speed_probe: dict | None = None) -> dict:
 class ZooError(RuntimeError):
     "A shipped model that no longer is what its manifest says."
 
+def default_zoo_dir() -> Path:
+    "The shipped zoo's folder: `data/zoo`, or `$ELT_ZOO` (e.g. for tests, or a zoo trained elsewhere)."
+    return Path(os.environ.get('ELT_ZOO') or data_dir()/'zoo')
+
 def manifests(zoo_dir=None) -> list[dict]:
     "The manifests of the shipped models in `zoo_dir` (default `data/zoo`), by name."
-    zoo_dir = Path(zoo_dir or data_dir()/'zoo')
+    zoo_dir = Path(zoo_dir or default_zoo_dir())
     return [json.loads(p.read_text()) for p in sorted(zoo_dir.glob('*.json'))] if zoo_dir.is_dir() else []
 
 def verify(manifest: dict, zoo_dir=None, rel: float = 1e-4) -> GenerativeModel:
     "Load the shipped model of `manifest` and check its bytes and its fingerprint; a difference raises `ZooError` saying what to do."
-    path = Path(zoo_dir or data_dir()/'zoo')/manifest['weights']
+    path = Path(zoo_dir or default_zoo_dir())/manifest['weights']
     if sha256_file(path) != manifest['weights_sha256']:
         raise ZooError(f"{path} is not the file its manifest names (sha256 differs): restore it from git, or retrain with `make zoo`")
     model = load_model(path)
@@ -131,7 +136,7 @@ def train_zoo(zoo: Zoo | None = None, minutes: float = 0.0, workers: int = 2, fa
     for at most `minutes` (0: until done); ship each one that finishes. Returns the manifests shipped by this call."""
     import concurrent.futures as cf, multiprocessing as mp
     from elt.experiments.run import speed_probe
-    zoo, zoo_dir = zoo or Zoo(), Path(zoo_dir or data_dir()/'zoo')
+    zoo, zoo_dir = zoo or Zoo(), Path(zoo_dir or default_zoo_dir())
     families = families or list(zoo.recipes)
     unknown = sorted(set(families) - set(zoo.recipes))
     if unknown: raise ValueError(f"the zoo has no recipes for {unknown}; it has {list(zoo.recipes)}")
@@ -170,3 +175,35 @@ def main(argv=None):
     train_zoo(minutes=args.minutes, workers=args.workers, families=args.families)
 
 if __name__ == '__main__' and not hasattr(sys, 'ps1') and 'ipykernel' not in sys.modules: main()
+
+# %% ../../nbs/14a_zoo.ipynb #81b50553
+_SAMPLING_FIELDS = ('n_samples', 'sample_steps', 'cfg_scale', 'sample_bf16')   # Recipe fields that do not change what trains
+
+@lru_cache(maxsize=8)
+def _index(folder: str, stamp: tuple) -> dict:
+    "The manifests of `folder` by name, read once per state of the folder (`stamp`: its manifests' names and mtimes)."
+    return {m['name']: m for m in manifests(folder)}
+
+def _training_fields(recipe: Recipe) -> dict:
+    return {k: v for k, v in dataclasses.asdict(recipe).items() if k not in _SAMPLING_FIELDS + ('snapshot_every',)}
+
+def find_shipped(recipe: Recipe, split: str, mode: str, seed: int, zoo_dir=None) -> dict | None:
+    """The manifest of the shipped model that training `split`, `mode` and `seed` with `recipe` would make, or None: every field
+    that decides training must match (the sampling fields may differ); a recipe that keeps snapshots never matches."""
+    folder = Path(zoo_dir or default_zoo_dir())
+    if recipe.snapshot_every or not folder.is_dir(): return None
+    name = ZooModel(recipe.family, split, 'vanilla' if split.endswith('x1') else mode, seed).name
+    stamp = tuple((p.name, p.stat().st_mtime_ns) for p in sorted(folder.glob('*.json')))
+    m = _index(str(folder), stamp).get(name)
+    return m if m is not None and _training_fields(Recipe(**m['recipe'])) == _training_fields(recipe) else None
+
+def load_trained(manifest: dict, zoo_dir=None, device=None) -> Trained:
+    """The shipped model of `manifest`, verified, as a `Trained` on `device`: experiments sample and score it like a model they
+    trained. Its evaluations are cached in `data/runs/zoo/<name>-<sha256[:12]>/` (`$ELT_RUNS` replaces `data/runs`)."""
+    model = verify(manifest, zoo_dir).to(get_device(device))
+    if training_code_changed(manifest):
+        print(f"note: {manifest['name']} was trained at {manifest['commit'][:12]} by training code that has changed since; its weights "
+              "are what that code trained (`make zoo` retrains it with today's)", file=sys.stderr)
+    zm, runs = manifest['model'], Path(os.environ.get('ELT_RUNS') or data_dir()/'runs')
+    return Trained(Recipe(**manifest['recipe']), zm['split'], zm['mode'], zm['seed'], model,
+                   runs/'zoo'/f"{manifest['name']}-{manifest['weights_sha256'][:12]}", manifest['train_seconds'], manifest['steps'])
