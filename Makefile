@@ -11,13 +11,14 @@ STAMP := $(VENV)/.installed
 DATA := data/FashionMNIST/raw/t10k-labels-idx1-ubyte
 BROWSER := /usr/bin/chromedriver
 
-.PHONY: test figures zoo train-speed docs setup data browser lab readme export clean-nbs sync-check help
+.PHONY: test figures zoo train-speed student docs setup data browser lab readme export clean-nbs sync-check help
 
 help:
 	@echo "make test      run every notebook's tests (nbdev_test) and pytest"
 	@echo "make figures   run the experiment notebooks with papermill (PROFILE=smoke|default|gpu)"
 	@echo "make zoo       train the reference zoo from nothing, or resume it (ZOO_MINUTES=120 stops after 2 hours); commit data/zoo/"
 	@echo "make train-speed  time the zoo recipes' training under each option, side by side (figures/train_speed.*)"
+	@echo "make student   write the student release (no solutions, no hidden checks) to student/ (STUDENT=path); grade with python -m elt.course grade"
 	@echo "make lab       open the notebooks in JupyterLab"
 	@echo "make docs      render every notebook into the book, _book/index.html (nbconvert, math offline)"
 	@echo "make readme    regenerate README.md and figures/README.md from nbs/index.ipynb and nbs/results.ipynb"
@@ -63,9 +64,14 @@ ZOO_MINUTES ?= 0
 zoo: $(STAMP) $(DATA)
 	$(BIN)/python -m elt.experiments.zoo --minutes $(ZOO_MINUTES)
 
-# The training benchmark of the zoo's recipes (nbs/14a_train_speed.ipynb): ratios measured side by side in one run.
+# The training benchmark of the zoo's recipes (nbs/14b_train_speed.ipynb): ratios measured side by side in one run.
 train-speed: $(STAMP) $(DATA)
 	$(BIN)/python -m elt.experiments.train_speed --images 960
+
+# The course's student release (nbs/00b_course.ipynb): the project without solutions or hidden checks, to hand out.
+STUDENT ?= student
+student: $(STAMP)
+	$(BIN)/python -m elt.course release $(STUDENT)
 
 # The book: every notebook rendered with nbconvert (library notebooks executed), navigation in the paper's order.
 docs: $(STAMP) $(DATA)

@@ -24,7 +24,7 @@ BOOK = {
                     'experiments/extrapolation.ipynb', 'experiments/video.ipynb', 'experiments/adaptive.ipynb',
                     'experiments/viewer.ipynb', 'experiments/claims.ipynb', 'experiments/throughput.ipynb'],
     'Beyond the paper': ['16_adaptive.ipynb', '17_viewer.ipynb'],
-    'Course': ['teaching.ipynb', 'guide.ipynb', '00a_exercises.ipynb'],
+    'Course': ['teaching.ipynb', 'guide.ipynb', '00a_exercises.ipynb', '00b_course.ipynb'],
     'Plumbing': ['00_core.ipynb', '01_data.ipynb'],
     'Solutions': 'solutions/*.ipynb',
 }
