@@ -49,7 +49,7 @@ class Zoo:
     recipes: dict = field(default_factory=lambda: {f: dict(r) for f, r in ZOO_RECIPES.items()})
     split: str = '2x4'                             # ELT's split in every central claim
     central_seeds: tuple = (0, 1, 2, 3)            # ELT, vanilla looping and unique depth
-    other_splits: tuple = ('4x2', '1x8')           # the further splits the claims read …
+    other_splits: tuple = ('1x8',)                 # the further splits the claims read …
     other_seeds: tuple = (0, 1)                    # … on these seeds
     snapshots: int = 16                            # weights kept every steps / snapshots (for the scaling curves)
 
