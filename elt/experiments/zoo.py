@@ -10,14 +10,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import torch
 from ..core import data_dir, ensure_dir, get_device, git_commit, sha256_file, write_text_atomic
-from .reproduce import Recipe, Trained, train_model
+from .reproduce import Recipe, Trained, evaluate_loops, lower, mean_std, train_model, within
 from ..method.family import GenerativeModel, load_model, save_model
 from ..method.ilsd import ILSDConfig
 from ..method.train import read_log
 
 # %% auto #0
 __all__ = ['ZOO_RECIPES', 'ZooModel', 'Zoo', 'fingerprint', 'ship', 'ZooError', 'default_zoo_dir', 'manifests', 'verify',
-           'training_code_changed', 'train_zoo', 'main', 'find_shipped', 'load_trained']
+           'training_code_changed', 'scaling_scores', 'scaling_table', 'train_zoo', 'main', 'find_shipped',
+           'load_trained']
 
 # %% ../../nbs/14a_zoo.ipynb #66139dba
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ class Zoo:
     other_splits: tuple = ('1x8',)                 # the further splits the claims read …
     other_seeds: tuple = (0, 1)                    # … on these seeds
     snapshots: int = 16                            # weights kept every steps / snapshots (for the scaling curves)
+    scaling_points: tuple = (1/16, 1/8, 1/4, 1/2, 1)   # fractions of the budget scored as each model ships (1: the model itself)
+    scaling_samples: int = 1000                    # samples per score along the way (the experiments score the final model at the recipe's n)
 
     def recipe(self, family: str) -> Recipe:
         r = Recipe.of(family, self.recipes[family])
@@ -77,8 +80,9 @@ def fingerprint(model: GenerativeModel, n: int = 8, seed: int = 0) -> dict:
     scalars = {k: float(v) for k, v in logs.items() if not isinstance(v, torch.Tensor) or v.numel() == 1}
     return {'n': n, 'seed': seed, 'loss': float(loss), **{k: v for k, v in scalars.items() if k != 'loss'}}
 
-def ship(t: Trained, zoo_dir, speed_probe: dict | None = None) -> dict:
-    "Write `t` into the zoo: `<name>.pt` (bf16 weights, decoder included) and `<name>.json` (its manifest); returns the manifest."
+def ship(t: Trained, zoo_dir, speed_probe: dict | None = None, scaling: list[dict] | None = None) -> dict:
+    """Write `t` into the zoo: `<name>.pt` (bf16 weights, decoder included) and `<name>.json` (its manifest, with `scaling`: its
+    scores along its training, from `scaling_scores`); returns the manifest."""
     zm = ZooModel(t.recipe.family, t.split, t.mode, t.seed); zoo_dir = ensure_dir(zoo_dir, 'zoo folder')
     weights = save_model(zoo_dir/f'{zm.name}.pt', t.module, dtype=torch.bfloat16)
     shipped = load_model(weights)                                    # the fingerprint of what ships, as it loads
@@ -86,7 +90,7 @@ def ship(t: Trained, zoo_dir, speed_probe: dict | None = None) -> dict:
                 'images_seen': t.steps * t.recipe.batch_size, 'train_seconds': round(t.train_seconds, 1), 'speed_probe': speed_probe,
                 'commit': git_commit(), 'training_code': t.family.training_code(), 'weights': weights.name,
                 'weights_sha256': sha256_file(weights), 'weights_bytes': weights.stat().st_size,
-                'fingerprint': fingerprint(shipped), 'log': read_log(t.run_dir/'log.jsonl')}
+                'fingerprint': fingerprint(shipped), 'scaling': scaling or [], 'log': read_log(t.run_dir/'log.jsonl')}
     write_text_atomic(zoo_dir/f'{zm.name}.json', json.dumps(manifest, indent=1) + '\n')
     return manifest
 
@@ -123,13 +127,55 @@ def training_code_changed(manifest: dict) -> bool:
     from elt.method.family import get_family
     return get_family(manifest['model']['family']).training_code() != manifest['training_code']
 
+# %% ../../nbs/14a_zoo.ipynb #68a4cda5
+def scaling_scores(t: Trained, points=(1/16, 1/8, 1/4, 1/2, 1), n: int = 1000) -> list[dict]:
+    """`t`'s metrics along its training: at each fraction of `points`, the nearest snapshot it kept (the model itself at 1), sampled
+    with L = 1 and L_max (unique depth: its one L) from `n` samples on sampling seed 0."""
+    r, every = t.recipe, t.recipe.snapshot_every
+    if not every: raise ValueError(f"{t.label} kept no snapshots (snapshot_every = 0): there is nothing to score along its training")
+    scored = dataclasses.replace(t, recipe=dataclasses.replace(r, n_samples=n))
+    steps = sorted({t.steps if f >= 1 else min(t.steps, max(every, round(f * t.steps / every) * every)) for f in points})
+    out = []
+    for step in steps:
+        rows = evaluate_loops(scored, sorted({1, t.loops_max}), step=None if step == t.steps else step, show_progress=False)
+        out.append({'step': step, 'images_seen': step * r.batch_size, 'train_seconds': round(t.train_seconds * step / t.steps, 1), 'rows': rows})
+    return out
+
+def _at(point: dict, loops: int, metric: str) -> float: return next(r[metric] for r in point['rows'] if r['loops'] == loops)
+
+def scaling_table(family: str, zoo_dir=None, split: str = '2x4') -> str:
+    """Per budget point of the shipped `family` models that carry scaling scores: FID at L_max of ELT, vanilla and unique depth
+    (mean ± sd over seeds), and the deciding ratios of parity (ELT / unique, L_max) and ILSD (ELT / vanilla, L = 1)."""
+    from elt.method.family import get_family
+    ms = [m for m in manifests(zoo_dir) if m['model']['family'] == family and m.get('scaling')]
+    kinds = {'ELT': (split, 'ilsd'), 'vanilla': (split, 'vanilla')}
+    groups = {k: [m for m in ms if (m['model']['split'], m['model']['mode']) == v] for k, v in kinds.items()}
+    groups['unique'] = [m for m in ms if m['model']['split'].endswith('x1')]
+    if not all(groups.values()): return f"*no {family} models with scaling scores in the zoo for ELT, vanilla and unique depth yet*"
+    metric, L_max = get_family(family).metric, int(split.split('x')[1])
+    fmt = lambda vals: f"{mean_std(vals)[0]:.1f} ± {mean_std(vals)[1]:.1f}" if len(vals) > 1 else f"{vals[0]:.1f}"
+    ratio = lambda v: '—' if v.interval is None else f"{v.ratio:.2f}× [{v.interval[0]:.2f}, {v.interval[1]:.2f}] {v.outcome}"
+    lines = [f"| steps | images seen | core-minutes (ELT) | ELT {metric} | vanilla | unique depth | parity: ELT / unique | ILSD: ELT / vanilla at L=1 |",
+             '|---|---|---|---|---|---|---|---|']
+    for i, point in enumerate(groups['ELT'][0]['scaling']):
+        at = lambda kind, L: {m['model']['seed']: _at(m['scaling'][i], L, metric) for m in groups[kind] if len(m['scaling']) > i}
+        e, v, u = at('ELT', L_max), at('vanilla', L_max), at('unique', 1)
+        minutes = mean_std([m['scaling'][i]['train_seconds'] / 60 for m in groups['ELT']])[0]
+        lines.append(f"| {point['step']} | {point['images_seen']:,} | {minutes:.1f} | {fmt(list(e.values()))} | {fmt(list(v.values()))} | "
+                     f"{fmt(list(u.values()))} | {ratio(within(e, u))} | {ratio(lower(at('ELT', 1), at('vanilla', 1)))} |")
+    seeds = sorted({m['model']['seed'] for m in ms})
+    return '\n'.join(lines) + (f"\n\n{metric} at n = {groups['ELT'][0]['scaling'][0]['rows'][0]['n']} samples per entry, sampling seed 0, "
+                               f"training seeds {seeds}; intervals floored at 1% (one sampling seed: its noise not measured).")
+
 # %% ../../nbs/14a_zoo.ipynb #73fc1110
-def _zoo_job(recipe: dict, split: str, mode: str, seed: int, deadline: float, threads: int) -> int:
-    "Train one zoo model until it is done or the piece's `deadline` (epoch seconds; 0: none) passes, counted from when the job starts."
+def _zoo_job(recipe: dict, split: str, mode: str, seed: int, deadline: float, threads: int, points: tuple, n: int) -> tuple[int, list]:
+    """Train one zoo model until it is done or the piece's `deadline` (epoch seconds; 0: none) passes; a finished model is scored
+    along its training (`scaling_scores`) here, in the worker. Returns (steps reached, scaling scores or [])."""
     torch.set_num_threads(threads)
-    if deadline and time.time() >= deadline: return 0
+    if deadline and time.time() >= deadline: return 0, []
     minutes = max(0.01, (deadline - time.time()) / 60) if deadline else 0.0
-    return train_model(Recipe(**recipe), split, mode, seed, show_progress=False, device='cpu', minutes=minutes).steps
+    t = train_model(Recipe(**recipe), split, mode, seed, show_progress=False, device='cpu', minutes=minutes)
+    return t.steps, (scaling_scores(t, points, n) if t.steps >= t.recipe.steps and points else [])
 
 def train_zoo(zoo: Zoo | None = None, minutes: float = 0.0, workers: int = 2, families: list[str] | None = None, zoo_dir=None) -> list[dict]:
     """Train the models `zoo` (default `Zoo()`) does not hold yet in `zoo_dir` (default `data/zoo`), `workers` at once on one thread each,
@@ -149,15 +195,16 @@ def train_zoo(zoo: Zoo | None = None, minutes: float = 0.0, workers: int = 2, fa
     probe, started, shipped = speed_probe(), time.time(), []
     deadline = started + 60 * minutes if minutes else 0.0
     with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context('spawn')) as pool:
-        jobs = {pool.submit(_zoo_job, dataclasses.asdict(zoo.recipe(m.family)), m.split, m.mode, m.seed, deadline, 1): m for m in todo}
+        jobs = {pool.submit(_zoo_job, dataclasses.asdict(zoo.recipe(m.family)), m.split, m.mode, m.seed, deadline, 1,
+                            zoo.scaling_points, zoo.scaling_samples): m for m in todo}
         for i, job in enumerate(cf.as_completed(jobs), 1):
-            m, steps = jobs[job], job.result()
+            m, (steps, scaling) = jobs[job], job.result()
             recipe = zoo.recipe(m.family)
             if steps < recipe.steps:
                 print(f"[{i}/{len(todo)}] {m.name}: out of time{f' at step {steps}/{recipe.steps}' if steps else ', not started'}; "
                       "`make zoo` resumes it", flush=True); continue
             t = train_model(recipe, m.split, m.mode, m.seed, show_progress=False, device='cpu')   # finished: loaded from its run
-            shipped.append(ship(t, zoo_dir, probe))
+            shipped.append(ship(t, zoo_dir, probe, scaling))
             per_model = sum(s['train_seconds'] for s in shipped) / len(shipped)            # one worker's seconds per model
             print(f"[{i}/{len(todo)}] {m.name}: shipped ({t.train_seconds / 60:.1f} min of training); ETA for the other "
                   f"{len(todo) - i}: {per_model * (len(todo) - i) / workers / 3600:.1f} h at this pace", flush=True)
