@@ -13,12 +13,12 @@ from ..core import data_dir, ensure_dir, get_device, git_commit, sha256_file, wr
 from .reproduce import Recipe, Trained, evaluate_loops, lower, mean_std, train_model, within
 from ..method.family import GenerativeModel, load_model, save_model
 from ..method.ilsd import ILSDConfig
-from ..method.train import read_log
+from ..method.train import read_log, run_dir_for
 
 # %% auto #0
 __all__ = ['ZOO_RECIPES', 'ZooModel', 'Zoo', 'fingerprint', 'ship', 'ZooError', 'default_zoo_dir', 'manifests', 'verify',
-           'training_code_changed', 'scaling_scores', 'scaling_table', 'train_zoo', 'main', 'find_shipped',
-           'load_trained']
+           'training_code_changed', 'scaling_scores', 'run_dir_of', 'add_scaling', 'scaling_table', 'train_zoo', 'main',
+           'find_shipped', 'load_trained']
 
 # %% ../../nbs/14a_zoo.ipynb #66139dba
 @dataclass(frozen=True)
@@ -141,6 +141,29 @@ def scaling_scores(t: Trained, points=(1/16, 1/8, 1/4, 1/2, 1), n: int = 1000) -
         out.append({'step': step, 'images_seen': step * r.batch_size, 'train_seconds': round(t.train_seconds * step / t.steps, 1), 'rows': rows})
     return out
 
+def run_dir_of(zoo: Zoo, m: ZooModel) -> Path:
+    "Where `make zoo` trains `m` (in `data/runs/`, or `$ELT_RUNS`): the trainer's own key for that model, recipe and training code."
+    r = zoo.recipe(m.family); fam, opts = r.family_spec, r.opts
+    cfg = fam.build(r.size(m.split), opts).cfg
+    ilsd = ILSDConfig(loops_max=cfg.n_loops, mode='vanilla' if cfg.n_loops == 1 else m.mode)
+    return run_dir_for(fam.name, cfg, r.train_config(m.seed), ilsd, opts, code=fam.training_code())
+
+def add_scaling(zoo: Zoo | None = None, zoo_dir=None) -> list[str]:
+    """Score along their training the shipped models whose manifests carry no scaling scores yet, from their runs' snapshots
+    on this machine (the machine that trained them); returns the names scored. A model whose run is not here is named and left."""
+    zoo, folder, done = zoo or Zoo(), Path(zoo_dir or default_zoo_dir()), []
+    for man in manifests(folder):
+        if man.get('scaling'): continue
+        m = ZooModel(**man['model']); run = run_dir_of(zoo, m)
+        if not (run/'last.pt').exists() or not list(run.glob('snap-*.pt')):
+            print(f"{m.name}: its run and snapshots are not on this machine ({run}); left without scaling scores", flush=True); continue
+        t = train_model(zoo.recipe(m.family), m.split, m.mode, m.seed, show_progress=False)
+        if t.steps < t.recipe.steps: print(f"{m.name}: its run at {run} is not finished; left", flush=True); continue
+        man = {**man, 'scaling': scaling_scores(t, zoo.scaling_points, zoo.scaling_samples), 'scaling_scored_at': git_commit()}
+        write_text_atomic(folder/f'{m.name}.json', json.dumps(man, indent=1) + '\n'); done.append(m.name)
+        print(f"{m.name}: scored at {[p['step'] for p in man['scaling']]}", flush=True)
+    return done
+
 def _at(point: dict, loops: int, metric: str) -> float: return next(r[metric] for r in point['rows'] if r['loops'] == loops)
 
 def scaling_table(family: str, zoo_dir=None, split: str = '2x4') -> str:
@@ -217,7 +240,9 @@ def main(argv=None):
     ap.add_argument('--minutes', type=float, default=0.0, help='stop (saved, resumable) after this long; 0: until the zoo is complete')
     ap.add_argument('--workers', type=int, default=2, help='models trained at once, one thread each (the training benchmark\'s winner)')
     ap.add_argument('--families', nargs='*', default=None, help=f'a subset of {list(ZOO_RECIPES)}, in the order to train them')
+    ap.add_argument('--add-scaling', action='store_true', help='only score, from their runs here, the shipped models that lack scaling scores')
     args = ap.parse_args(argv)
+    if args.add_scaling: add_scaling(); return
     if args.minutes < 0 or args.workers < 1: ap.error('--minutes must be ≥ 0 and --workers ≥ 1')
     train_zoo(minutes=args.minutes, workers=args.workers, families=args.families)
 
