@@ -92,3 +92,16 @@ def test_smoke_profile_end_to_end():
     claims = (ROOT / '.scratch' / 'figures' / 'claims.md').read_text()
     assert claims.count('| **') >= 6, claims              # one verdict per claim
     assert digest() == before, 'a smoke run wrote into figures/'
+    _every_record_has_its_schema(ROOT / '.scratch' / 'figures')     # every writer built its schema's dataclass
+
+
+def _every_record_has_its_schema(folder):
+    from elt.experiments.results import SCHEMAS, load_results
+    files = sorted(folder.glob('*.json'))
+    assert files, f'no results in {folder}'
+    for p in files:
+        assert type(load_results(p.stem, folder)) in SCHEMAS.values(), p     # load_results refuses a record without its schema
+
+
+def test_every_committed_results_file_names_its_schema():
+    _every_record_has_its_schema(ROOT / 'figures')

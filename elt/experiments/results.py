@@ -12,8 +12,8 @@ from ..core import output_dir
 # %% auto #0
 __all__ = ['VERDICTS', 'VERDICT_LEGEND', 'SCHEMAS', 'SeedRun', 'Anytime', 'SplitScores', 'IsoCompute', 'Pareto', 'Curve',
            'Convergence', 'Variant', 'Ablations', 'UpdateNorms', 'ExtraCurve', 'Extrapolation', 'Video', 'Claim',
-           'Claims', 'AdaptiveRun', 'Adaptive', 'Throughput', 'ResultsError', 'schema_of', 'load_record',
-           'load_results']
+           'Claims', 'AdaptiveRun', 'Adaptive', 'Throughput', 'SampleGrid', 'VideoFrames', 'DataImages', 'DataClips',
+           'Viewer', 'TrainSpeed', 'ResultsError', 'schema_of', 'load_record', 'load_results']
 
 # %% ../../nbs/13_results.ipynb #4acb876f
 @dataclass
@@ -298,8 +298,54 @@ class Throughput:
     tpu: list[dict] = field(default_factory=list)          # the TPU v6e prediction of Table 3 (`tpu_table`)
     tpu_chip: dict = field(default_factory=dict)
 
+@dataclass
+class SampleGrid:
+    "A figure of samples (the PNG beside it): the loop counts shown and the training seed of the model drawn."
+    SCHEMA = 'sample_grid'
+    loops: list[int]
+    seed: int
+
+@dataclass
+class VideoFrames:
+    "A strip of sampled clips beside real ones (the PNG): the loop count, decoding steps and classes shown."
+    SCHEMA = 'video_frames'
+    loops: int
+    decode_steps: int
+    classes: list[int]
+
+@dataclass
+class DataImages:
+    "The grid of real Fashion-MNIST images (the PNG): how many, and how many of each class."
+    SCHEMA = 'data_images'
+    n_images: int
+    class_counts: list[int]
+
+@dataclass
+class DataClips:
+    "The strip of Moving Fashion-MNIST clips (the PNG): their shape and classes."
+    SCHEMA = 'data_clips'
+    clip_shape: list[int]
+    labels: list[int]
+
+@dataclass
+class Viewer:
+    "The any-time viewer page: what it embeds (the model kinds' samples per loop count and step) and their measured metrics."
+    SCHEMA = 'viewer'
+    page: str
+    family: str
+    loops: list[int]
+    steps: int
+    models: dict
+    metrics: dict
+
+@dataclass
+class TrainSpeed:
+    "The training benchmark of the zoo's recipes: per family, its recipe and images per second under each option (`elt.experiments.train_speed`)."
+    SCHEMA = 'train_speed'
+    families: dict[str, dict]
+
 SCHEMAS = {c.SCHEMA: c for c in (Anytime, IsoCompute, Pareto, Convergence, Ablations, UpdateNorms, Extrapolation, Video, Claims, Throughput,
-                                  Adaptive)}
+                                  Adaptive, SampleGrid, VideoFrames, DataImages, DataClips, Viewer, TrainSpeed)}
 
 # %% ../../nbs/13_results.ipynb #6bb054bc
 class ResultsError(ValueError):
@@ -320,14 +366,13 @@ def _build(tp, value, where: str):
     if origin is dict and len(args) == 2: return {k: _build(args[1], v, f'{where}[{k!r}]') for k, v in value.items()}
     return value
 
-_BY_NAME = {'_anytime': 'anytime', 'iso_compute': 'iso_compute', 'pareto': 'pareto', 'convergence': 'convergence',
-            'ilsd_ablations': 'ilsd_ablations', 'update_norms': 'update_norms', 'extrapolation': 'extrapolation', 'video': 'video',
-            'claims': 'claims', 'throughput': 'throughput'}
-
-def schema_of(record: dict) -> type | None:
-    "The schema class of a record: its `schema` field, else guessed from its name (files written before the field)."
-    name = record.get('schema') or next((s for k, s in _BY_NAME.items() if record.get('name', '').endswith(k)), None)
-    return SCHEMAS.get(name)
+def schema_of(record: dict) -> type:
+    "The schema class a record names in its `schema` field; a record without one, or with an unknown one, is refused."
+    name = record.get('schema')
+    if name not in SCHEMAS:
+        raise ResultsError(f"{record.get('name', 'this record')}.json names no known schema ({name!r}; known: {sorted(SCHEMAS)}): "
+                           "every writer passes its schema's dataclass to save_results — rerun the experiment that writes it")
+    return SCHEMAS[name]
 
 def load_record(name: str, out_dir='') -> dict:
     "The raw record `<out>/<name>.json`; a clear error when it is missing."
@@ -337,9 +382,8 @@ def load_record(name: str, out_dir='') -> dict:
     return json.loads(path.read_text())
 
 def load_results(name: str, out_dir='', record: dict | None = None):
-    "The `results` of `<out>/<name>.json` as its schema's dataclass (a plain dict for schema-less records)."
+    "The `results` of `<out>/<name>.json` as its schema's dataclass."
     record = record or load_record(name, out_dir)
     cls = schema_of(record)
-    if cls is None: return record['results']
     try: return _build(cls, record['results'], f'{name}.json: results')
     except ResultsError as e: raise ResultsError(f"{e}; rerun the experiment that writes it") from None

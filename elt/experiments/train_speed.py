@@ -8,6 +8,7 @@ import argparse, dataclasses, json, multiprocessing as mp, statistics, sys, time
 from dataclasses import dataclass, field
 import torch
 from ..core import ParameterGuard, get_device, save_results, timing_summary
+from .results import TrainSpeed
 from .reproduce import Recipe
 from .zoo import ZOO_RECIPES
 from ..method.family import get_family
@@ -163,6 +164,6 @@ def main(argv=None):
         results[fam] = training_speed(rec, args.split, images=args.images, repeats=args.repeats)
     print(speed_table(results))
     params = {'families': args.families, 'split': args.split, 'images': args.images, 'repeats': args.repeats, 'speed_probe': probe}
-    print('wrote', save_results('train_speed', args.out_dir, results, params, started, speed_figure(results), device=device))
+    print('wrote', save_results('train_speed', args.out_dir, TrainSpeed(results), params, started, speed_figure(results), device=device))
 
 if __name__ == '__main__' and not hasattr(sys, 'ps1') and 'ipykernel' not in sys.modules: main()
