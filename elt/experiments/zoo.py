@@ -148,11 +148,15 @@ def run_dir_of(zoo: Zoo, m: ZooModel) -> Path:
     ilsd = ILSDConfig(loops_max=cfg.n_loops, mode='vanilla' if cfg.n_loops == 1 else m.mode)
     return run_dir_for(fam.name, cfg, r.train_config(m.seed), ilsd, opts, code=fam.training_code())
 
-def add_scaling(zoo: Zoo | None = None, zoo_dir=None) -> list[str]:
-    """Score along their training the shipped models whose manifests carry no scaling scores yet, from their runs' snapshots
-    on this machine (the machine that trained them); returns the names scored. A model whose run is not here is named and left."""
+def add_scaling(zoo: Zoo | None = None, zoo_dir=None, names: list[str] | None = None) -> list[str]:
+    """Score along their training the shipped models (those in `names`, in that order, or all) whose manifests carry no scaling
+    scores yet, from their runs' snapshots on this machine (the machine that trained them); returns the names scored. A model
+    whose run is not here is named and left."""
     zoo, folder, done = zoo or Zoo(), Path(zoo_dir or default_zoo_dir()), []
-    for man in manifests(folder):
+    held = {m['name']: m for m in manifests(folder)}
+    unknown = sorted(set(names or []) - set(held))
+    if unknown: raise ValueError(f"the zoo in {folder} holds no model {unknown}; it holds {sorted(held)}")
+    for man in ([held[n] for n in names] if names else held.values()):
         if man.get('scaling'): continue
         m = ZooModel(**man['model']); run = run_dir_of(zoo, m)
         if not (run/'last.pt').exists() or not list(run.glob('snap-*.pt')):
@@ -240,9 +244,10 @@ def main(argv=None):
     ap.add_argument('--minutes', type=float, default=0.0, help='stop (saved, resumable) after this long; 0: until the zoo is complete')
     ap.add_argument('--workers', type=int, default=2, help='models trained at once, one thread each (the training benchmark\'s winner)')
     ap.add_argument('--families', nargs='*', default=None, help=f'a subset of {list(ZOO_RECIPES)}, in the order to train them')
-    ap.add_argument('--add-scaling', action='store_true', help='only score, from their runs here, the shipped models that lack scaling scores')
+    ap.add_argument('--add-scaling', nargs='*', default=None, metavar='NAME',
+                    help='only score, from their runs here, the shipped models (these, in this order, or all) that lack scaling scores')
     args = ap.parse_args(argv)
-    if args.add_scaling: add_scaling(); return
+    if args.add_scaling is not None: add_scaling(names=args.add_scaling or None); return
     if args.minutes < 0 or args.workers < 1: ap.error('--minutes must be ≥ 0 and --workers ≥ 1')
     train_zoo(minutes=args.minutes, workers=args.workers, families=args.families)
 
