@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import torch
 from ..core import data_dir, ensure_dir, get_device, git_commit, sha256_file, write_text_atomic
-from .reproduce import Recipe, Trained, evaluate_loops, lower, mean_std, train_model, within
+from .reproduce import Recipe, Trained, evaluate_loops, fmt, lower, mean_std, train_model, within
 from ..method.family import GenerativeModel, load_model, save_model
 from ..method.ilsd import ILSDConfig
 from ..method.train import read_log, run_dir_for
@@ -180,7 +180,6 @@ def scaling_table(family: str, zoo_dir=None, split: str = '2x4') -> str:
     groups['unique'] = [m for m in ms if m['model']['split'].endswith('x1')]
     if not all(groups.values()): return f"*no {family} models with scaling scores in the zoo for ELT, vanilla and unique depth yet*"
     metric, L_max = get_family(family).metric, int(split.split('x')[1])
-    fmt = lambda vals: f"{mean_std(vals)[0]:.1f} ± {mean_std(vals)[1]:.1f}" if len(vals) > 1 else f"{vals[0]:.1f}"
     ratio = lambda v: '—' if v.interval is None else f"{v.ratio:.2f}× [{v.interval[0]:.2f}, {v.interval[1]:.2f}] {v.outcome}"
     lines = [f"| steps | images seen | core-minutes (ELT) | ELT {metric} | vanilla | unique depth | parity: ELT / unique | ILSD: ELT / vanilla at L=1 |",
              '|---|---|---|---|---|---|---|---|']
