@@ -213,7 +213,9 @@ def train_zoo(zoo: Zoo | None = None, minutes: float = 0.0, workers: int = 2, fa
     unknown = sorted(set(families) - set(zoo.recipes))
     if unknown: raise ValueError(f"the zoo has no recipes for {unknown}; it has {list(zoo.recipes)}")
     held = {m['name'] for m in manifests(zoo_dir)}
-    todo = [m for f in families for m in zoo.models() if m.family == f and m.name not in held]
+    central = lambda m: m.seed in zoo.central_seeds and (m.split == zoo.split or m.split.endswith('x1'))
+    todo = sorted((m for f in families for m in zoo.models() if m.family == f and m.name not in held),   # central models first,
+                  key=lambda m: (not central(m), m.seed))                          # by seed, families interleaved
     print(f"the zoo holds {len(held)} of {len(zoo.models())} models; {len(todo)} to train ({', '.join(families)}), "
           f"{workers} at once on one thread each" + (f", for at most {minutes:g} minutes" if minutes else ''), flush=True)
     if not todo: return []
@@ -242,7 +244,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description='Train the reference zoo in pieces; finished models go to data/zoo/ (commit them).')
     ap.add_argument('--minutes', type=float, default=0.0, help='stop (saved, resumable) after this long; 0: until the zoo is complete')
     ap.add_argument('--workers', type=int, default=2, help='models trained at once, one thread each (the training benchmark\'s winner)')
-    ap.add_argument('--families', nargs='*', default=None, help=f'a subset of {list(ZOO_RECIPES)}, in the order to train them')
+    ap.add_argument('--families', nargs='*', default=None, help=f'a subset of {list(ZOO_RECIPES)}, the families to train (default: all)')
     ap.add_argument('--add-scaling', nargs='*', default=None, metavar='NAME',
                     help='only score, from their runs here, the shipped models (these, in this order, or all) that lack scaling scores')
     args = ap.parse_args(argv)
