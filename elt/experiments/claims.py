@@ -4,18 +4,19 @@
 
 # %% ../../nbs/14c_claims.ipynb #cf1a69e5
 from __future__ import annotations
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 from ..core import output_dir
-from .reproduce import NotMeasured, Verdict, View, combine, fmt, lower, mean_std, resampled_pairs, sampling_variance, stability, within
+from .reproduce import FACT, NotMeasured, Verdict, View, combine, fmt, lower, mean_std, resampled_pairs, sampling_variance, stability, within
 from .results import Ablations, Adaptive, Anytime, Claim, Claims, Convergence, IsoCompute, Video, load_results
 from ..method.family import get_family
 
 # %% auto #0
 __all__ = ['PARITY', 'ILSD', 'MONOTONE', 'EXTRAPOLATION', 'TOO_FEW_LAYERS', 'CONVERGENCE', 'VIDEO_PARITY', 'VIDEO_STEPS',
-           'VIDEO_BEYOND', 'CALIBRATED', 'SCHEDULES', 'CLAIMS', 'Evidence', 'Row', 'ClaimSpec', 'per_family', 'judge',
-           'check_claims', 'claims_markdown']
+           'VIDEO_BEYOND', 'CALIBRATED', 'SCHEDULES', 'CLAIMS', 'Evidence', 'second_metric', 'Row', 'ClaimSpec',
+           'per_family', 'judge', 'in_second_metric', 'check_claims', 'claims_markdown']
 
 # %% ../../nbs/14c_claims.ipynb #d69558d4
 @dataclass
@@ -48,6 +49,20 @@ class Evidence:
                    optional('ilsd_ablations'), optional('video'), optional('adaptive'), **effects)
 
     def seeds(self, fams) -> dict[str, list[int]]: return {f: self.anytime[f].seeds for f in fams}
+
+    def in_second_metric(self) -> 'Evidence | None':
+        """The same evidence read in each family's second metric (KID beside FID: `second_metric`), its sampling noise measured
+        anew; the results scored in one metric only (convergence, adaptive loops, video) are left out. None when no family's rows hold one."""
+        alt = {f: m for f, a in self.anytime.items()
+               if (m := second_metric(a.metric)) and all(m in r for runs in a.models.values() for run in runs for r in run.rows)}
+        if not alt: return None
+        iso = self.iso and dataclasses.replace(self.iso, metrics={f: second_metric(m) or m for f, m in self.iso.metrics.items()})
+        return dataclasses.replace(self, anytime={f: dataclasses.replace(a, metric=alt[f]) for f, a in self.anytime.items() if f in alt},
+                                   iso=iso, conv=None, video=None, adaptive=None, pairs={}, svar={})
+
+def second_metric(metric: str) -> str | None:
+    "The metric every check is repeated in: KID beside a Fréchet distance (FID-FMNIST → KID-FMNIST); None for the others."
+    return metric.replace('FID', 'KID') if metric.startswith('FID') else None
 
 # %% ../../nbs/14c_claims.ipynb #0d773787
 @dataclass(frozen=True)
@@ -259,12 +274,29 @@ SCHEDULES = ClaimSpec('Early loops over late ones', 'Fig. 14 suggests it; DuoDif
 # %% ../../nbs/14c_claims.ipynb #ba16b471
 CLAIMS = [PARITY, ILSD, MONOTONE, EXTRAPOLATION, TOO_FEW_LAYERS, CONVERGENCE, VIDEO_PARITY, VIDEO_STEPS, VIDEO_BEYOND, CALIBRATED, SCHEDULES]
 
+def in_second_metric(claim: Claim, row: Row, alt: Evidence | None, others: dict[str, Row]) -> Claim:
+    "`claim` with the verdict of the same check in the row family's second metric (`alt`), and marked metric-fragile where it differs."
+    other = others.get(row.title)
+    if alt is None or other is None: return claim
+    name = alt.anytime[row.family].metric if row.family in alt.anytime else second_metric(alt.iso.metrics[row.family])
+    try: v = other.check(View())[0]
+    except (NotMeasured, KeyError): return dataclasses.replace(claim, other_metric=f'{name}: not measured')
+    except ValueError: return dataclasses.replace(claim, other_metric=f'{name}: not judged (a score ≤ 0 has no log ratio)')
+    if v.reason.startswith(FACT): return claim
+    ratio = '' if v.ratio is None else f', {v.ratio:.2f}×' + ('' if v.interval is None else f' [{v.interval[0]:.2f}, {v.interval[1]:.2f}]')
+    return dataclasses.replace(claim, other_metric=f'{name}: {v.outcome}{ratio}', metric_fragile=v.outcome != claim.verdict)
+
 def check_claims(ev: Evidence, claims: list[ClaimSpec] | None = None) -> Claims:
-    "Every row of every claim in `claims` (default `CLAIMS`) judged on `ev`, with the measured noise of each family."
-    rows = [judge(spec, row) for spec in (claims or CLAIMS) for row in spec.rows(ev)]
-    noise = {f: {'sampling_sd': ev.svar[f] ** 0.5, 'pairs': len(ev.pairs[f]), 'seeds': a.seeds, 'n_samples': a.recipe['n_samples']}
+    """Every row of every claim in `claims` (default `CLAIMS`) judged on `ev`, and again in each family's second metric (a
+    verdict that changes with the metric is marked metric-fragile), with the measured noise of each family."""
+    alt, out = ev.in_second_metric(), []
+    for spec in claims or CLAIMS:
+        others = {} if alt is None else {r.title: r for r in spec.rows(alt)}
+        out += [in_second_metric(judge(spec, row), row, alt, others) for row in spec.rows(ev)]
+    noise = {f: {'sampling_sd': ev.svar[f] ** 0.5, 'pairs': len(ev.pairs[f]), 'seeds': a.seeds, 'n_samples': a.recipe['n_samples'],
+                 **({} if alt is None or f not in alt.anytime else {'second_metric': alt.anytime[f].metric, 'second_sampling_sd': alt.svar[f] ** 0.5})}
              for f, a in ev.anytime.items()}
-    return Claims(rows, noise)
+    return Claims(out, noise)
 
 def claims_markdown(results: Claims, ev: Evidence) -> str:
     "The page `claims.md`: how to read it, the full table (sources, tally, legend), and the ILSD ablations."
@@ -273,6 +305,9 @@ def claims_markdown(results: Claims, ev: Evidence) -> str:
              ', '.join(f"{a.metric} of {f} from n = {a.recipe['n_samples']} samples per entry on training seeds {a.seeds} "
                        f"(sampling noise {100 * ev.svar[f] ** 0.5:.1f}% from {len(ev.pairs[f])} pairs of sampling seeds)" for f, a in ev.anytime.items()) +
              ". FID-FMNIST against 10,000 test images; Fréchet distances are biased upward at small n: compare entries only at equal n. "
+             "Every check of the image families is repeated in KID-FMNIST (the same samples, the same rule, its own sampling noise: " +
+             ', '.join(f"{f} {100 * x['second_sampling_sd']:.1f}%" for f, x in results.noise.items() if 'second_sampling_sd' in x) +
+             "); a verdict that changes with the metric is marked *metric-fragile*. "
              "Each check: A/B of the seed means with its 90% interval [lo, hi] (Student t; log scale; variances floored at the measured "
              "sampling noise and 1%), its margin to the decision boundary (positive: past it; negative: short of the nearest one) and "
              "ν, its degrees of freedom; the effect each claim must show is declared in its own column. "

@@ -184,6 +184,8 @@ class Claim:
     stability: str = ''                         # 'stable', or 'fragile: …' with what moved it (leave-one-seed-out, second sampling seed)
     ratio: list[float] | None = None            # the deciding check's A/B and its 90% interval: [ratio, lo, hi]
     ab: str = ''                                # what A and B of `ratio` are, e.g. 'ELT at L_max / unique depth'
+    other_metric: str = ''                      # the same check in a second metric, e.g. 'KID-FMNIST: reproduced, 1.43× [1.2, 1.7]' ('' if none)
+    metric_fragile: bool = False                # the second metric gives another verdict
 
     def __post_init__(self):
         if self.verdict not in VERDICTS:
@@ -200,10 +202,11 @@ class Claim:
         return f'{named}{self.ratio[0]:.2f}× [{self.ratio[1]:.2f}, {self.ratio[2]:.2f}]'
 
     def stability_word(self) -> str:
-        "'stable', 'fragile', 'untested' or 'a fact', with the qualifier a two-seed 'stable' needs."
+        "'stable', 'fragile', 'untested' or 'a fact', with the qualifier a two-seed 'stable' needs, and 'metric-fragile' where the second metric disagrees."
         word = next((w for w in ('fragile', 'stable', 'untested', 'a fact') if self.stability.startswith(w)), '—')
         return word + (' (on the second sampling seed only: with two training seeds, leaving one out decides nothing)'
-                       if word == 'stable' and 'decides nothing' in self.stability else '')
+                       if word == 'stable' and 'decides nothing' in self.stability else '') + \
+               (f"; **metric-fragile** ({self.other_metric.split(',')[0]})" if self.metric_fragile else '')
 
 VERDICTS = ('reproduced', 'inconclusive', 'not reproduced')
 VERDICT_LEGEND = (
@@ -215,7 +218,8 @@ VERDICT_LEGEND = (
     "above 1/(1 + gap) — A surely lower, by less than the declared gap — counts as reproduced. *stable*: the same verdict with "
     "any one training seed left out and on a second sampling seed; *fragile*: one of those changes it (named in "
     "`claims.md`); *untested*: none of them could have; *a fact*: a quantity every seed gives alike, compared as it is, "
-    "without an interval. Each family has its own row: one family's result never decides another's.")
+    "without an interval. *metric-fragile*: the same check in the second metric (KID beside FID) gives another verdict — "
+    "the verdict hangs on the metric. Each family has its own row: one family's result never decides another's.")
 
 @dataclass
 class Claims:
@@ -226,21 +230,25 @@ class Claims:
     def tally(self) -> dict[str, int]:
         "How many claims have each verdict, and how many are fragile or untested."
         return {**{v: sum(c.verdict == v for c in self.claims) for v in VERDICTS},
-                **{s: sum(c.stability.startswith(s) for c in self.claims) for s in ('fragile', 'untested')}}
+                **{s: sum(c.stability.startswith(s) for c in self.claims) for s in ('fragile', 'untested')},
+                'metric-fragile': sum(c.metric_fragile for c in self.claims)}
 
     def tally_line(self) -> str:
         n = self.tally()
         return (f"Tally: **{n['reproduced']} reproduced, {n['inconclusive']} inconclusive, {n['not reproduced']} not reproduced**; "
-                f"{n['fragile']} of {len(self.claims)} verdicts fragile, {n['untested']} untested.")
+                f"{n['fragile']} of {len(self.claims)} verdicts fragile, {n['untested']} untested" +
+                (f", {n['metric-fragile']} metric-fragile." if any(c.other_metric for c in self.claims) else '.'))
 
     def table(self, sources: bool = False) -> str:
         "Every claim in full — paper, declared effect, measured numbers, verdict, deciding A/B, margin, stability — then the tally and the legend."
+        second = any(c.other_metric for c in self.claims)
         head = ['claim', 'paper', 'declared effect', 'measured here', 'verdict', 'A / B [90% interval]', 'margin', 'stability']
-        head += ['source (`figures/`)'] * sources
+        head += ['in a second metric'] * second + ['source (`figures/`)'] * sources
         lines = ['| ' + ' | '.join(head) + ' |', '|---' * len(head) + '|']
         for c in self.claims:
             cells = [c.name, c.paper, c.effect, c.measured, f'**{c.verdict}**', c.ratio_text(),
                      '' if c.margin is None else f'{100 * c.margin:+.1f}%', c.stability]
+            cells += [(c.other_metric or '—') + (' **(metric-fragile)**' if c.metric_fragile else '')] * second
             lines.append('| ' + ' | '.join(cells + [', '.join(f'`{s}.json`' for s in c.sources.split(', '))] * sources) + ' |')
         return '\n'.join(lines) + f'\n\n{self.tally_line()}\n\n{VERDICT_LEGEND}'
 

@@ -34,7 +34,8 @@ def _reproduction(families: dict, video: dict, seeds: list, split: str, converge
         'extrapolation': dict(recipes={f: families[f] for f in extrapolate}, split=split, seeds=central_seeds or seeds,
                               extra_loops=sizes.get('extrapolate_loops', 4)),
         'video': video,
-        'adaptive': dict(recipes=families, split=split, seeds=seeds, **sizes.get('adaptive', {})),
+        'adaptive': dict(recipes={f: {**r, **({'n_samples': sizes['adaptive_samples']} if 'adaptive_samples' in sizes else {})}
+                                  for f, r in families.items()}, split=split, seeds=seeds, **sizes.get('adaptive', {})),
         **({'viewer': dict(family=viewer, recipe=families[viewer], split=split, seed=seeds[0])} if viewer in families else {}),
         'claims': dict(families=list(families)),
     }
@@ -82,6 +83,21 @@ PROFILES = {
                            train_width=384, sample_widths=[256, 1024], sample_steps=12),
     }},
 }
+
+def _zoo_profile() -> dict:
+    """The experiments that read the reference zoo (`elt.experiments.zoo`): its recipes, seeds and splits, so every model they
+    ask for is a shipped one — loaded, not trained — and only sampling and scoring run."""
+    from elt.experiments.zoo import Zoo
+    zoo = Zoo(); split, seeds = zoo.split, list(zoo.other_seeds)
+    fams = {f: dict(r) for f, r in zoo.recipes.items()}
+    plan = _reproduction(families=fams, video={}, seeds=seeds, central_seeds=list(zoo.central_seeds), sampling_seeds=[0, 1], split=split,
+                         iso_splits=sorted({f"{r['depth']}x1" for r in fams.values()}) + [split, *zoo.other_splits],
+                         extrapolate_loops=2, adaptive_samples=1000,
+                         adaptive=dict(signals=['agreement'], n_probe=200, quantiles=[0.5, 0.2], shares=[0.9]))
+    left_out = ('convergence', 'ilsd_ablations', 'video')                  # what the zoo does not hold
+    return {name: params for name, params in plan.items() if name not in left_out}
+
+PROFILES['zoo'] = {'out_dir': 'figures/zoo', 'workers': 2, 'experiments': _zoo_profile()}
 EXPERIMENTS = list(PROFILES['default']['experiments'])
 NOTEBOOKS = {name: 'anytime' for name in EXPERIMENTS if name.endswith('_anytime')}    # experiments that share a notebook
 
@@ -90,10 +106,9 @@ def experiment_plan(profile: str, only: list[str] | None = None) -> list[tuple[s
     "The `(experiment name, papermill parameters)` to run for `profile`: all of them, or those named in `only`."
     if profile not in PROFILES: raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
     if only is not None and not only: raise ValueError(f"--only needs experiment names; choose from {EXPERIMENTS}")
-    names = only or EXPERIMENTS
-    unknown = [n for n in names if n not in EXPERIMENTS]
-    if unknown: raise ValueError(f"unknown experiment(s) {unknown}; choose from {EXPERIMENTS}")
-    prof = PROFILES[profile]
+    prof = PROFILES[profile]; names = only or list(prof['experiments'])
+    unknown = [n for n in names if n not in prof['experiments']]
+    if unknown: raise ValueError(f"unknown experiment(s) {unknown} for profile {profile!r}; choose from {list(prof['experiments'])}")
     plan = [(n, {**prof['experiments'][n], 'out_dir': prof['out_dir']}) for n in names]
     for name, params in plan: check_parameters(name, params)            # every mistake found before the first notebook runs
     return plan
