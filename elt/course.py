@@ -7,7 +7,7 @@ from __future__ import annotations
 import json, os, re, shutil, subprocess, sys, tempfile
 from pathlib import Path
 from .core import ensure_dir, project_root
-from .exercises import LESSONS, _directive, exercises, lesson_path
+from .exercises import LESSONS, _directive, exercise_titles, exercises, lesson_path
 
 # %% auto #0
 __all__ = ['HIDDEN', 'HIDDEN_NOTE', 'INSTRUCTOR_ONLY', 'visible', 'student_notebook', 'student_release', 'submitted', 'lesson_of',
@@ -100,8 +100,12 @@ def grade(submission, notebook: str | None = None, timeout: float = 600) -> dict
         except subprocess.TimeoutExpired:
             return {name: {'points': 0, 'message': f'stopped after {timeout:.0f} s', 'seconds': timeout} for name in checks}
         done = json.loads((Path(d)/'results.json').read_text()) if (Path(d)/'results.json').exists() else {}
-    return {name: done.get(name, {'points': 0, 'message': 'the grader process died before this exercise finished', 'seconds': 0})
-            for name in checks}
+    kinds = {name: kind for name, (_, _, kind) in exercise_titles(notebook).items()}
+    out = {name: done.get(name, {'points': 0, 'message': 'the grader process died before this exercise finished', 'seconds': 0}) for name in checks}
+    for name, s in out.items():
+        if s['points'] and kinds.get(name) in ('predict–measure–explain', 'change one thing'):
+            s['message'] += f"; its prediction and explanation are graded by the rubric beside the solution (nbs/solutions/{notebook}.ipynb)"
+    return out
 
 def grade_report(scores: dict[str, dict]) -> str:
     "One line per exercise and the total."

@@ -10,8 +10,8 @@ from typing import Callable
 from .core import project_root
 
 # %% auto #0
-__all__ = ['LESSONS', 'lesson_path', 'solution_path', 'exercises', 'solutions', 'self_check', 'attempt', 'all_exercises',
-           'exercise_titles', 'exercises_markdown']
+__all__ = ['LESSONS', 'KINDS', 'lesson_path', 'solution_path', 'exercises', 'solutions', 'self_check', 'attempt', 'all_exercises',
+           'exercise_titles', 'exercises_markdown', 'explained']
 
 # %% ../nbs/00a_exercises.ipynb #a6ed01b3
 def _directive(cell: dict, name: str) -> list[str] | None:
@@ -66,19 +66,34 @@ def all_exercises() -> dict[str, dict[str, dict[str, str]]]:
     "{notebook: its exercises} for every notebook in `LESSONS`."
     return {nb: exercises(nb) for nb in LESSONS}
 
-def exercise_titles(notebook: str) -> dict[str, tuple[str, int]]:
-    "{'NN.K': (title, minutes)} from the `**Exercise NN.K — title** (M minutes)` lines of a notebook's markdown."
+KINDS = ('implement', 'predict–measure–explain', 'change one thing', 'debug')
+
+def exercise_titles(notebook: str) -> dict[str, tuple[str, int, str]]:
+    "{'NN.K': (title, minutes, kind)} from the `**Exercise NN.K — title** (M minutes[; kind])` lines of a notebook's markdown."
     cells = json.loads(lesson_path(notebook).read_text())['cells']
     text = '\n'.join(''.join(c['source']) for c in cells if c['cell_type'] == 'markdown')
-    return {m[1]: (m[2].strip(), int(m[3])) for m in re.finditer(r'\*\*Exercise (\d+\.\d+) — (.+?)\*\* \((\d+) minutes\)', text)}
+    out = {m[1]: (m[2].strip(), int(m[3]), (m[4] or 'implement').strip())
+           for m in re.finditer(r'\*\*Exercise (\d+\.\d+) — (.+?)\*\* \((\d+) minutes(?:; ([^)]+))?\)', text)}
+    wrong = {k: v[2] for k, v in out.items() if v[2] not in KINDS}
+    if wrong: raise ValueError(f"{notebook}: exercise kind(s) {wrong} are not among {KINDS}")
+    return out
 
 def exercises_markdown() -> str:
-    "README's table of every exercise: notebook, number, title, the time it takes."
-    rows = ['| notebook | exercise | expected time |', '|---|---|---|']
+    "README's table of every exercise: notebook, number, title, kind, the time it takes; the count of each kind."
+    rows, kinds = ['| notebook | exercise | kind | expected time |', '|---|---|---|---|'], []
     for nb in LESSONS:
         titles = exercise_titles(nb)
         missing = sorted(set(exercises(nb)) - set(titles))
         if missing: raise ValueError(f"{nb}: exercise(s) {missing} have no '**Exercise NN.K — title** (M minutes)' line")
-        rows += [f"| `{nb}` | {name} {title} | {minutes} min |" for name, (title, minutes) in titles.items()]
-    total = sum(m for nb in LESSONS for _, m in exercise_titles(nb).values())
-    return '\n'.join(rows) + f"\n\n{sum(len(exercises(nb)) for nb in LESSONS)} exercises, about {total / 60:.1f} hours in all."
+        rows += [f"| `{nb}` | {name} {title} | {kind} | {minutes} min |" for name, (title, minutes, kind) in titles.items()]
+        kinds += [kind for _, _, kind in titles.values()]
+    total = sum(m for nb in LESSONS for _, m, _ in exercise_titles(nb).values())
+    return '\n'.join(rows) + (f"\n\n{len(kinds)} exercises, about {total / 60:.1f} hours in all: " +
+                              ', '.join(f"{kinds.count(k)} {k}" for k in KINDS) + '.')
+
+def explained(name: str, prediction, explanation: str, words: int = 25):
+    "The check of a predict–measure–explain exercise's own parts: a prediction written down, and an explanation of `words` words or more."
+    if prediction is None: raise AssertionError(f"exercise {name}: write your prediction down (before you measure) — it is not graded for being right")
+    if explanation is None or len(str(explanation).split()) < words:
+        raise AssertionError(f"exercise {name}: explain what you measured against what you predicted, in {words} words or more "
+                             "(your instructor grades it by a rubric)")

@@ -18,7 +18,7 @@ from ..method.train import read_log, run_dir_for
 # %% auto #0
 __all__ = ['ZOO_RECIPES', 'ZooModel', 'Zoo', 'fingerprint', 'ship', 'ZooError', 'default_zoo_dir', 'manifests', 'verify',
            'training_code_changed', 'scaling_scores', 'run_dir_of', 'add_scaling', 'scaling_table', 'train_zoo', 'main',
-           'find_shipped', 'load_trained']
+           'find_shipped', 'load_trained', 'shipped']
 
 # %% ../../nbs/14a_zoo.ipynb #66139dba
 @dataclass(frozen=True)
@@ -285,3 +285,15 @@ def load_trained(manifest: dict, zoo_dir=None, device=None) -> Trained:
     zm, runs = manifest['model'], Path(os.environ.get('ELT_RUNS') or data_dir()/'runs')
     return Trained(Recipe(**manifest['recipe']), zm['split'], zm['mode'], zm['seed'], model,
                    runs/'zoo'/f"{manifest['name']}-{manifest['weights_sha256'][:12]}", manifest['train_seconds'], manifest['steps'])
+
+# %% ../../nbs/14a_zoo.ipynb #73053b62
+def shipped(name: str, n_samples: int | None = None, zoo_dir=None, device=None, **sampling) -> Trained:
+    """The shipped model `name` (e.g. 'diffusion-2x4-ilsd-seed0'), verified, as a `Trained` scored on `n_samples` samples (default:
+    its recipe's), with any other sampling field of the recipe replaced (`sample_steps`, `cfg_scale`, `sample_bf16`)."""
+    held = {m['name']: m for m in manifests(zoo_dir)}
+    if name not in held: raise ValueError(f"the zoo in {zoo_dir or default_zoo_dir()} holds no model {name!r}; it holds {sorted(held)}")
+    unknown = sorted(set(sampling) - set(_SAMPLING_FIELDS))
+    if unknown: raise TypeError(f"shipped() can change only the sampling fields {list(_SAMPLING_FIELDS)}, not {unknown}: the rest is what trained it")
+    t = load_trained(held[name], zoo_dir, device)
+    changes = {**sampling, **({} if n_samples is None else {'n_samples': n_samples})}
+    return dataclasses.replace(t, recipe=dataclasses.replace(t.recipe, **changes)) if changes else t
