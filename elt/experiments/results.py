@@ -13,7 +13,7 @@ from ..core import output_dir
 __all__ = ['VERDICTS', 'VERDICT_LEGEND', 'SCHEMAS', 'SeedRun', 'Anytime', 'SplitScores', 'IsoCompute', 'Pareto', 'Curve',
            'Convergence', 'Variant', 'Ablations', 'UpdateNorms', 'ExtraCurve', 'Extrapolation', 'Video', 'Claim',
            'Claims', 'AdaptiveRun', 'Adaptive', 'Throughput', 'SampleGrid', 'VideoFrames', 'DataImages', 'DataClips',
-           'Viewer', 'TrainSpeed', 'ResultsError', 'schema_of', 'load_record', 'load_results']
+           'Viewer', 'TrainSpeed', 'Scaling', 'ResultsError', 'schema_of', 'load_record', 'load_results']
 
 # %% ../../nbs/13_results.ipynb #4acb876f
 @dataclass
@@ -352,8 +352,16 @@ class TrainSpeed:
     SCHEMA = 'train_speed'
     families: dict[str, dict]
 
+@dataclass
+class Scaling:
+    "How the central claims emerge with compute, from the zoo's manifests (`elt.experiments.zoo.scaling_points`): per family, its points and table."
+    SCHEMA = 'scaling'
+    points: dict[str, list[dict]]              # family → one record per budget point ({seed: metric} per kind, the deciding ratios)
+    tables: dict[str, str]                     # family → the markdown table (`scaling_table`)
+    budget: dict[str, str]                     # family → whether the curves had stopped moving at the budget (`budget_settled`)
+
 SCHEMAS = {c.SCHEMA: c for c in (Anytime, IsoCompute, Pareto, Convergence, Ablations, UpdateNorms, Extrapolation, Video, Claims, Throughput,
-                                  Adaptive, SampleGrid, VideoFrames, DataImages, DataClips, Viewer, TrainSpeed)}
+                                  Adaptive, SampleGrid, VideoFrames, DataImages, DataClips, Viewer, TrainSpeed, Scaling)}
 
 # %% ../../nbs/13_results.ipynb #6bb054bc
 class ResultsError(ValueError):

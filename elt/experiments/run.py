@@ -94,8 +94,9 @@ def _zoo_profile() -> dict:
                          iso_splits=sorted({f"{r['depth']}x1" for r in fams.values()}) + [split, *zoo.other_splits],
                          extrapolate_loops=2, adaptive_samples=1000,
                          adaptive=dict(signals=['agreement'], n_probe=200, quantiles=[0.5, 0.2], shares=[0.9]))
-    left_out = ('convergence', 'ilsd_ablations', 'video')                  # what the zoo does not hold
-    return {name: params for name, params in plan.items() if name not in left_out}
+    left_out = ('convergence', 'ilsd_ablations', 'video')                  # what the zoo does not hold: its scaling scores stand in
+    kept = {name: params for name, params in plan.items() if name not in left_out and name != 'claims'}
+    return {**kept, 'zoo_scaling': dict(families=list(fams), split=split), 'claims': plan['claims']}
 
 PROFILES['zoo'] = {'out_dir': 'figures/zoo', 'workers': 2, 'experiments': _zoo_profile()}
 EXPERIMENTS = list(PROFILES['default']['experiments'])
@@ -338,7 +339,7 @@ def _adaptive_table(r) -> str:
             "GFLOPs are counted (halting's extra readouts included), wall-clock is measured in one process, one setting after the other.")
 
 WIDTHS_OF = {k: w for k, (w, _) in WIDTHS.items()}
-RESULT_TABLES = {'anytime': _anytime_table, 'iso_compute': _iso_table, 'claims': lambda r: r.table(), 'claims_summary': lambda r: r.summary(), 'video': _video_table,
+RESULT_TABLES = {'anytime': _anytime_table, 'scaling': lambda r: '\n\n'.join(f'**{f}**\n\n{t}' for f, t in r.tables.items()), 'iso_compute': _iso_table, 'claims': lambda r: r.table(), 'claims_summary': lambda r: r.summary(), 'video': _video_table,
                  'throughput': _throughput_table, 'adaptive': _adaptive_table}
 
 def results_markdown(name: str, figures: Path | None = None, table: str | None = None) -> str:

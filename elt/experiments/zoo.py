@@ -17,8 +17,8 @@ from ..method.train import read_log, run_dir_for
 
 # %% auto #0
 __all__ = ['ZOO_RECIPES', 'ZooModel', 'Zoo', 'fingerprint', 'ship', 'ZooError', 'default_zoo_dir', 'manifests', 'verify',
-           'training_code_changed', 'scaling_scores', 'run_dir_of', 'add_scaling', 'scaling_table', 'train_zoo', 'main',
-           'find_shipped', 'load_trained', 'shipped']
+           'training_code_changed', 'scaling_scores', 'run_dir_of', 'add_scaling', 'scaling_points', 'budget_settled',
+           'scaling_table', 'scaling_figure', 'train_zoo', 'main', 'find_shipped', 'load_trained', 'shipped']
 
 # %% ../../nbs/14a_zoo.ipynb #66139dba
 @dataclass(frozen=True)
@@ -170,28 +170,72 @@ def add_scaling(zoo: Zoo | None = None, zoo_dir=None, names: list[str] | None = 
 
 def _at(point: dict, loops: int, metric: str) -> float: return next(r[metric] for r in point['rows'] if r['loops'] == loops)
 
-def scaling_table(family: str, zoo_dir=None, split: str = '2x4') -> str:
-    """Per budget point of the shipped `family` models that carry scaling scores: FID at L_max of ELT, vanilla and unique depth
-    (mean ± sd over seeds), and the deciding ratios of parity (ELT / unique, L_max) and ILSD (ELT / vanilla, L = 1)."""
+def _ratio(v) -> list | None: return None if v.interval is None else [v.ratio, v.interval[0], v.interval[1], v.outcome]
+
+def scaling_points(family: str, zoo_dir=None, split: str = '2x4') -> list[dict]:
+    """Per budget point of the shipped `family` models that carry scaling scores: steps, images seen, ELT's core-minutes, {seed: metric}
+    at L_max of ELT, vanilla and unique depth, and the deciding ratios [A/B, lo, hi, outcome] of parity (ELT / unique, L_max) and
+    ILSD (ELT / vanilla, L = 1). [] when one of the three has no scored model yet."""
     from elt.method.family import get_family
     ms = [m for m in manifests(zoo_dir) if m['model']['family'] == family and m.get('scaling')]
     kinds = {'ELT': (split, 'ilsd'), 'vanilla': (split, 'vanilla')}
     groups = {k: [m for m in ms if (m['model']['split'], m['model']['mode']) == v] for k, v in kinds.items()}
     groups['unique'] = [m for m in ms if m['model']['split'].endswith('x1')]
-    if not all(groups.values()): return f"*no {family} models with scaling scores in the zoo for ELT, vanilla and unique depth yet*"
-    metric, L_max = get_family(family).metric, int(split.split('x')[1])
-    ratio = lambda v: '—' if v.interval is None else f"{v.ratio:.2f}× [{v.interval[0]:.2f}, {v.interval[1]:.2f}] {v.outcome}"
-    lines = [f"| steps | images seen | core-minutes (ELT) | ELT {metric} | vanilla | unique depth | parity: ELT / unique | ILSD: ELT / vanilla at L=1 |",
-             '|---|---|---|---|---|---|---|---|']
+    if not all(groups.values()): return []
+    metric, L_max, out = get_family(family).metric, int(split.split('x')[1]), []
     for i, point in enumerate(groups['ELT'][0]['scaling']):
         at = lambda kind, L: {m['model']['seed']: _at(m['scaling'][i], L, metric) for m in groups[kind] if len(m['scaling']) > i}
         e, v, u = at('ELT', L_max), at('vanilla', L_max), at('unique', 1)
-        minutes = mean_std([m['scaling'][i]['train_seconds'] / 60 for m in groups['ELT']])[0]
-        lines.append(f"| {point['step']} | {point['images_seen']:,} | {minutes:.1f} | {fmt(list(e.values()))} | {fmt(list(v.values()))} | "
-                     f"{fmt(list(u.values()))} | {ratio(within(e, u))} | {ratio(lower(at('ELT', 1), at('vanilla', 1)))} |")
-    seeds = sorted({m['model']['seed'] for m in ms})
-    return '\n'.join(lines) + (f"\n\n{metric} at n = {groups['ELT'][0]['scaling'][0]['rows'][0]['n']} samples per entry, sampling seed 0, "
-                               f"training seeds {seeds}; intervals floored at 1% (one sampling seed: its noise not measured).")
+        out.append({'step': point['step'], 'images_seen': point['images_seen'], 'metric': metric, 'n': point['rows'][0]['n'],
+                    'core_minutes': mean_std([m['scaling'][i]['train_seconds'] / 60 for m in groups['ELT']])[0],
+                    'ELT': e, 'vanilla': v, 'unique': u, 'parity': _ratio(within(e, u)), 'ilsd_L1': _ratio(lower(at('ELT', 1), at('vanilla', 1)))})
+    return out
+
+def budget_settled(points: list[dict], noise: float = 0.03) -> str:
+    """Whether the curves had stopped moving at the budget: the change of each kind's mean over the last doubling of compute,
+    against `noise` (the sampling noise of one score; 3% bounds what the claims measured at n = 400–2,000)."""
+    if len(points) < 2: return 'one budget point: nothing to compare'
+    a, b = points[-2], points[-1]
+    moves = {k: math.log(mean_std(list(b[k].values()))[0] / mean_std(list(a[k].values()))[0]) for k in ('ELT', 'vanilla', 'unique') if a[k] and b[k]}
+    words = ', '.join(f"{k} {math.exp(m) - 1:+.0%}" for k, m in moves.items())
+    if all(abs(m) <= 2 * noise for m in moves.values()):
+        return f"stopped moving: over the last doubling of compute {words}, each within twice the sampling noise ({2 * noise:.0%})"
+    return f"still moving at the budget — over its last doubling {words} (more than twice the sampling noise, {2 * noise:.0%}): the cap decided"
+
+def scaling_table(family: str, zoo_dir=None, split: str = '2x4') -> str:
+    """Per budget point of the shipped `family` models that carry scaling scores: FID at L_max of ELT, vanilla and unique depth
+    (mean ± sd over seeds), and the deciding ratios of parity (ELT / unique, L_max) and ILSD (ELT / vanilla, L = 1)."""
+    pts = scaling_points(family, zoo_dir, split)
+    if not pts: return f"*no {family} models with scaling scores in the zoo for ELT, vanilla and unique depth yet*"
+    ratio = lambda r: '—' if r is None else f"{r[0]:.2f}× [{r[1]:.2f}, {r[2]:.2f}] {r[3]}"
+    lines = [f"| steps | images seen | core-minutes (ELT) | ELT {pts[0]['metric']} | vanilla | unique depth | parity: ELT / unique | ILSD: ELT / vanilla at L=1 |",
+             '|---|---|---|---|---|---|---|---|']
+    lines += [f"| {p['step']} | {p['images_seen']:,} | {p['core_minutes']:.1f} | {fmt(list(p['ELT'].values()))} | {fmt(list(p['vanilla'].values()))} | "
+              f"{fmt(list(p['unique'].values()))} | {ratio(p['parity'])} | {ratio(p['ilsd_L1'])} |" for p in pts]
+    seeds = sorted({s for p in pts for k in ('ELT', 'vanilla', 'unique') for s in p[k]})
+    return '\n'.join(lines) + (f"\n\n{pts[0]['metric']} at n = {pts[0]['n']} samples per entry, sampling seed 0, training seeds {seeds}; "
+                               f"intervals floored at 1% (one sampling seed: its noise not measured). Budget: {budget_settled(pts)}.")
+
+def scaling_figure(points: dict[str, list[dict]]):
+    "Per family: the metric at L_max of ELT, vanilla and unique depth against images seen (seed means and spread), and the two deciding ratios."
+    import matplotlib.pyplot as plt
+    fams = [f for f, p in points.items() if p]
+    fig, axes = plt.subplots(len(fams), 2, figsize=(10, 3.4 * max(1, len(fams))), squeeze=False)
+    for row, fam in zip(axes, fams):
+        pts = points[fam]; x = [p['images_seen'] for p in pts]
+        for kind, style in (('ELT', 'o-'), ('vanilla', 's--'), ('unique', '^:')):
+            m = [mean_std(list(p[kind].values())) for p in pts]
+            row[0].errorbar(x, [a for a, _ in m], yerr=[b for _, b in m], fmt=style, capsize=3, label=f"{kind} ({len(pts[-1][kind])} seeds)")
+        row[0].set(xscale='log', yscale='log', xlabel='images seen', ylabel=f"{pts[0]['metric']} at L_max (n = {pts[0]['n']})", title=fam)
+        row[0].legend(fontsize=7)
+        for key, label, style in (('parity', 'parity: ELT / unique (L_max)', 'o-'), ('ilsd_L1', 'ILSD: ELT / vanilla (L = 1)', 's--')):
+            r = [(xi, p[key]) for xi, p in zip(x, pts) if p[key]]
+            if r: row[1].errorbar([a for a, _ in r], [q[0] for _, q in r], yerr=[[q[0] - q[1] for _, q in r], [q[2] - q[0] for _, q in r]],
+                                  fmt=style, capsize=3, label=label)
+        row[1].axhline(1.0, color='grey', lw=0.8); row[1].axhline(1.1, color='grey', lw=0.8, ls=':')
+        row[1].set(xscale='log', xlabel='images seen', ylabel='A / B (90% interval)', title=f'{fam}: the deciding ratios'); row[1].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
 
 # %% ../../nbs/14a_zoo.ipynb #73fc1110
 def _zoo_job(recipe: dict, split: str, mode: str, seed: int, deadline: float, threads: int, points: tuple, n: int) -> tuple[int, list]:
