@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 from ..core import output_dir
-from .reproduce import FACT, NotMeasured, Verdict, View, combine, fmt, lower, mean_std, resampled_pairs, sampling_variance, stability, within
+from .verdict import FACT, NotMeasured, Verdict, View, combine, fmt, lower, mean_std, resampled_pairs, sampling_variance, stability, within
 from .results import Ablations, Adaptive, Anytime, Claim, Claims, Convergence, IsoCompute, Video, load_results
 from ..method.family import get_family
 

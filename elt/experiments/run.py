@@ -254,7 +254,7 @@ def write_readme(execute: bool = True) -> list[Path]:
 
 # %% ../../nbs/15_run.ipynb #b81a7746
 def _anytime_table(r) -> str:
-    from elt.experiments.reproduce import fmt
+    from elt.experiments.verdict import fmt
     rc, looped, uni = r.recipe, [k for k in r.models if not k.startswith('unique')], r.unique_label
     lines = ['| L | ' + ' | '.join(f'{k} {r.metric}' for k in looped) + ' | ' + ' | '.join(f'{k} class-consistency' for k in looped) + ' |',
              '|---' * (1 + 2 * len(looped)) + '|']
@@ -319,7 +319,7 @@ def _throughput_table(r) -> str:
             f"Memory ELT / unique ({r.memory[0]['peak_kind']}): {mem}." + ''.join('\n' + x for x in extra))
 
 def _adaptive_table(r) -> str:
-    from elt.experiments.reproduce import fmt, mean_std
+    from elt.experiments.verdict import fmt, mean_std
     parts = []
     for fam in r.families:
         fixed = r.FIXED.format(r.loops_max[fam]); m = r.metrics[fam]
@@ -347,14 +347,17 @@ def results_markdown(name: str, figures: Path | None = None, table: str | None =
     'claims_summary'), with its source named: notebook, commit, wall time, profile, device and speed probe; a note when it is not there yet."""
     from elt.experiments.results import ResultsError, load_results, schema_of
     path = Path(figures or project_root()/'figures')/f'{name}.json'
-    if not path.exists(): return f"*`figures/{name}.json` does not exist yet: run `make figures`.*"
+    shown = path.relative_to(project_root()) if path.is_relative_to(project_root()) else path
+    profile = next((p for p, v in PROFILES.items() if v['out_dir'] and Path(v['out_dir']) == shown.parent), 'default')
+    make = 'make figures' + (f' PROFILE={profile}' if profile != 'default' else '')
+    if not path.exists(): return f"*`{shown}` does not exist yet: run `{make}`.*"
     rec = json.loads(path.read_text())
     try: table = RESULT_TABLES[table or schema_of(rec).SCHEMA](load_results(name, path.parent, rec))
     except ResultsError as e:
-        return f"*`figures/{name}.json` does not match the current results schema ({e}): run `make figures` to regenerate it.*"
+        return f"*`{shown}` does not match the current results schema ({e}): run `{make}` to regenerate it.*"
 
     probe = rec.get('speed_probe')
     run = ''.join([f", profile {rec['profile']}" if rec.get('profile') else '', f", device {rec['device']}" if rec.get('device') else '',
                    f", speed probe {probe['steps_per_s']} steps/s" if probe else ''])
-    return table + f"\n\n*Source: `figures/{name}.json` (`nbs/experiments/{NOTEBOOKS.get(name, name)}.ipynb`, " \
+    return table + f"\n\n*Source: `{shown}` (`nbs/experiments/{NOTEBOOKS.get(name, name)}.ipynb`, " \
            f"commit {rec['git_commit'][:12]}, {rec['wall_time_s'] / 60:.1f} min{run}).*"

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import torch
 from ..core import data_dir, ensure_dir, get_device, git_commit, sha256_file, write_text_atomic
-from .reproduce import Recipe, Trained, evaluate_loops, fmt, lower, mean_std, train_model, within
+from .reproduce import Recipe, Trained, evaluate_loops, train_model
+from .verdict import fmt, lower, mean_std, within
 from ..method.family import GenerativeModel, load_model, save_model
 from ..method.ilsd import ILSDConfig
 from ..method.train import read_log, run_dir_for
