@@ -86,4 +86,4 @@ export: $(STAMP)
 
 # Quarto (which nbdev_readme needs) is not installable everywhere; nbconvert gives the same markdown.
 readme: $(STAMP)
-	$(BIN)/python -c "from elt.experiments.run import write_readme; print(write_readme())"
+	$(BIN)/python -c "from elt.experiments.pages import write_readme; print(write_readme())"

@@ -18,7 +18,7 @@ BOOK = {
     'The method': ['02_looped.ipynb', '03_ilsd.ipynb', '04_train.ipynb'],
     'Generative families': ['05_family.ipynb', '06_tokenizer.ipynb', '07_maskgit.ipynb', '08_diffusion.ipynb', '09_flow.ipynb', '10_video.ipynb'],
     'Measuring': ['11_metrics.ipynb', '12_bench.ipynb'],
-    'The reproduction': ['13_results.ipynb', '13b_verdict.ipynb', '14_reproduce.ipynb', '14a_zoo.ipynb', '14b_train_speed.ipynb', '14c_claims.ipynb', '15_run.ipynb', '15a_docs.ipynb'],
+    'The reproduction': ['13_results.ipynb', '13b_verdict.ipynb', '14_reproduce.ipynb', '14a_zoo.ipynb', '14b_train_speed.ipynb', '14c_claims.ipynb', '15_run.ipynb', '15b_pages.ipynb', '15a_docs.ipynb'],
     'Experiments': ['experiments/data_overview.ipynb', 'experiments/anytime.ipynb', 'experiments/iso_compute.ipynb',
                     'experiments/convergence.ipynb', 'experiments/ilsd_ablations.ipynb', 'experiments/update_norms.ipynb',
                     'experiments/extrapolation.ipynb', 'experiments/video.ipynb', 'experiments/adaptive.ipynb',

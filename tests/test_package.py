@@ -40,7 +40,7 @@ def test_notebooks_and_package_in_sync(tmp_path):
 
 
 def test_readme_generated_from_index():
-    from elt.experiments.run import PAGES, readme_markdown
+    from elt.experiments.pages import PAGES, readme_markdown
     for notebook, page in PAGES.items():
         assert (ROOT / page).read_text() == readme_markdown(page=page), f'{page} is stale (its notebook is nbs/{notebook}): run `make readme`'
 
