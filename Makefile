@@ -53,6 +53,7 @@ $(BROWSER):
 	else echo "not root: install chromium and chromedriver yourself for tests/test_viewer_browser.py"; fi
 
 test: $(STAMP) $(DATA) $(BROWSER)
+	$(BIN)/python tests/test_layers.py
 	$(BIN)/nbdev_test --n_workers 2 --timing
 	$(BIN)/python -m pytest -q tests
 

@@ -10,7 +10,7 @@ import torch
 from .core import code_hash, config_key
 from .method.family import sample_batched
 from .method.looped import check_loops, loop_updates
-from .experiments.reproduce import Trained, _cached, evaluate_loops, scoring_code, store_evaluation
+from .experiments.reproduce import Trained, cached_evaluation, evaluate_loops, scoring_code, store_evaluation
 
 # %% auto #0
 __all__ = ['SCHEDULES', 'SIGNALS', 'check_schedule', 'linear_schedule', 'make_schedule', 'update_norm_profile', 'norm_schedule',
@@ -175,7 +175,7 @@ def evaluate_setting(t: Trained, setting: dict, seed: int = 0, shuffle: int | No
     fam, r = t.family, t.recipe
     code = config_key({'scoring': scoring_code(t), 'adaptive': code_hash('elt.adaptive', exclude=('elt.experiments',))}, n=8)   # the callers too
     key = config_key({'setting': setting, 'n': r.n_samples, 'sample_steps': r.sample_steps, 'cfg_scale': r.cfg_scale, 'seed': seed, 'shuffle': shuffle})
-    path, row = _cached(t.run_dir/'adaptive'/f'{key}-{code}')                     # a torn file is recomputed, a stale one reused only on request
+    path, row = cached_evaluation(t.run_dir/'adaptive'/f'{key}-{code}')                     # a torn file is recomputed, a stale one reused only on request
     if row is not None: return row
     labels, t0 = _labels(r.n_samples, shuffle), time.perf_counter()
     outputs, per_step = draw_setting(t, setting, labels, seed)

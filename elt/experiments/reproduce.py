@@ -21,8 +21,9 @@ from ..method.looped import WIDTHS, n_params
 from ..method.train import TrainConfig
 
 # %% auto #0
-__all__ = ['Recipe', 'Trained', 'train_model', 'train_models', 'main', 'scoring_code', 'store_evaluation', 'evaluate_loops',
-           'seed_runs', 'sample_grid', 'seed_band', 'loops_curves']
+__all__ = ['PROBE_RECIPE', 'Recipe', 'Trained', 'train_model', 'train_models', 'main', 'speed_probe', 'scoring_code',
+           'store_evaluation', 'cached_evaluation', 'evaluate_loops', 'seed_runs', 'sample_grid', 'seed_band',
+           'loops_curves']
 
 # %% ../../nbs/14_reproduce.ipynb #efa6edc7
 _SIZE_FIELDS = ('width', 'depth')
@@ -221,6 +222,23 @@ def main(argv=None):
 
 if __name__ == '__main__' and not hasattr(sys, 'ps1') and 'ipykernel' not in sys.modules: main()
 
+# %% ../../nbs/14_reproduce.ipynb #9676b626
+PROBE_RECIPE = dict(width='S', depth=8, patch=7, steps=800, batch_size=32, bf16=False, n_samples=400, sample_steps=12, cfg_scale=2.0)  # the default profile's masked recipe
+
+def speed_probe(steps: int = 120) -> dict:
+    """Training steps/s of the default profile's masked ELT (2N×4L, `PROBE_RECIPE`, ILSD) in this process, trained afresh in a
+    temporary run directory: a machine-speed figure recorded beside every timing, to tell a slow machine from a regression."""
+    import tempfile
+    rec, before = Recipe.of('maskgit', {**PROBE_RECIPE, 'steps': steps, 'snapshot_every': 0}), os.environ.get('ELT_RUNS')
+    with tempfile.TemporaryDirectory() as runs:
+        os.environ['ELT_RUNS'] = runs
+        try: t = train_model(rec, '2x4', seed=12345, show_progress=False)
+        finally:
+            if before is None: os.environ.pop('ELT_RUNS', None)
+            else: os.environ['ELT_RUNS'] = before
+    return {'model': f"maskgit elt-{rec.width}-2x4 ILSD, {'bf16' if rec.bf16 else 'fp32'}, batch {rec.batch_size}", 'steps': steps,
+            'threads': torch.get_num_threads(), 'steps_per_s': round(steps / t.train_seconds, 2)}
+
 # %% ../../nbs/14_reproduce.ipynb #4f02c050
 def scoring_code(t: Trained) -> str:
     "Hash of all the code that turns `t`'s weights into a cached score or grid: the family's sampler, decoder and metrics, and the callers here."
@@ -254,8 +272,8 @@ def store_evaluation(path: Path, row: dict, outputs: torch.Tensor, labels: torch
         if getattr(e.__cause__, 'errno', None) not in (errno.EROFS, errno.EACCES, errno.EPERM): raise
         print(f"not caching this evaluation: {e}", file=sys.stderr)        # a read-only model store is scored, just not cached
 
-def _cached(path: Path) -> tuple[Path, dict | None]:
-    "The cached row for `path`; with `ELT_REUSE_STALE=1`, else one for the same question made by other code (announced)."
+def cached_evaluation(path: Path) -> tuple[Path, dict | None]:
+    "The evaluation cache's one entry point (adaptive loops use it too): The cached row for `path`; with `ELT_REUSE_STALE=1`, else one for the same question made by other code (announced)."
     row = _read_cached(path)
     if row is None and reuse_stale():
         prefix, code = path.name.rsplit('-', 1)
@@ -281,7 +299,7 @@ def evaluate_loops(t: Trained, loops_list: list[int], step: int | None = None, s
     sample_steps, code = t._steps(sample_steps), scoring_code(t)
     rows = []
     for loops in loops_list:
-        path, row = _cached(_eval_path(t, loops, step, seed, sample_steps, code))
+        path, row = cached_evaluation(_eval_path(t, loops, step, seed, sample_steps, code))
         if row is not None:
             rows.append(row); continue
         labels, t0 = torch.arange(n) % 10, time.perf_counter()
@@ -303,7 +321,7 @@ def seed_runs(models: list[Trained], rows: list[list[dict]]) -> list[SeedRun]:
 
 def sample_grid(t: Trained, loops: int, seed: int = 0, sample_steps: int | None = None) -> torch.Tensor:
     "The cached grid (10 classes × up to 6 samples, [0, 1]) of an evaluation `evaluate_loops` has run."
-    path = _cached(_eval_path(t, loops, None, seed, t._steps(sample_steps)))[0].with_suffix('.grid.pt')
+    path = cached_evaluation(_eval_path(t, loops, None, seed, t._steps(sample_steps)))[0].with_suffix('.grid.pt')
     if not path.exists(): raise FileNotFoundError(f"{path} missing: call evaluate_loops(t, [{loops}]) first")
     try: return torch.load(path, weights_only=True)['grid'].float() / 255
     except Exception as e:

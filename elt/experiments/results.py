@@ -294,7 +294,7 @@ class Adaptive:
 
 @dataclass
 class Throughput:
-    "Throughput and memory; the points are dicts (see `elt.evaluation.bench`)."
+    "Throughput and memory; the points are dicts (see `elt.bench`)."
     SCHEMA = 'throughput'
     machine: dict
     inference: list[dict]

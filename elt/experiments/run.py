@@ -9,8 +9,8 @@ from pathlib import Path
 from ..core import ensure_dir, project_root
 
 # %% auto #0
-__all__ = ['PROFILES', 'EXPERIMENTS', 'NOTEBOOKS', 'experiment_plan', 'check_parameters', 'speed_probe', 'check_kernel',
-           'run_experiments', 'main']
+__all__ = ['PROFILES', 'EXPERIMENTS', 'NOTEBOOKS', 'experiment_plan', 'check_parameters', 'check_kernel', 'run_experiments',
+           'main']
 
 # %% ../../nbs/15_run.ipynb #3e6b875e
 def _reproduction(families: dict, video: dict, seeds: list, split: str, convergence: str = 'diffusion', ablations: str = 'maskgit',
@@ -129,22 +129,6 @@ def check_parameters(name: str, params: dict):
     for family, recipe in recipes.items(): Recipe.of(family, recipe)    # the family accepts every option, of the right type
 
 # %% ../../nbs/15_run.ipynb #35888f7b
-def speed_probe(steps: int = 120) -> dict:
-    """Training steps/s of the default profile's masked ELT (2N×4L, its recipe, ILSD) in this process, trained afresh in a
-    temporary run directory: a machine-speed figure recorded beside every timing, to tell a slow machine from a regression."""
-    import tempfile, torch
-    from .reproduce import Recipe, train_model
-    recipe = {**PROFILES['default']['experiments']['maskgit_anytime']['recipe'], 'steps': steps, 'snapshot_every': 0}
-    rec, before = Recipe.of('maskgit', recipe), os.environ.get('ELT_RUNS')
-    with tempfile.TemporaryDirectory() as runs:
-        os.environ['ELT_RUNS'] = runs
-        try: t = train_model(rec, '2x4', seed=12345, show_progress=False)
-        finally:
-            if before is None: os.environ.pop('ELT_RUNS', None)
-            else: os.environ['ELT_RUNS'] = before
-    return {'model': f"maskgit elt-{rec.width}-2x4 ILSD, {'bf16' if rec.bf16 else 'fp32'}, batch {rec.batch_size}", 'steps': steps,
-            'threads': torch.get_num_threads(), 'steps_per_s': round(steps / t.train_seconds, 2)}
-
 def check_kernel(kernel: str) -> str:
     "`kernel` if Jupyter knows a kernel of that name; else an error listing the kernels it knows."
     from jupyter_client.kernelspec import KernelSpecManager
@@ -163,6 +147,7 @@ def run_experiments(profile: str = 'default', only: list[str] | None = None, ker
     plan, summary = experiment_plan(profile, only), []
     check_kernel(kernel)
     os.environ['ELT_WORKERS'] = str(PROFILES[profile].get('workers', 1))      # read by train_models in the notebooks' kernels
+    from elt.experiments.reproduce import speed_probe
     probe = speed_probe()
     print(f"speed probe: {probe['model']}, {probe['steps']} steps on {probe['threads']} threads: {probe['steps_per_s']} steps/s", flush=True)
     os.environ['ELT_PROFILE'], os.environ['ELT_SPEED_PROBE'] = profile, json.dumps(probe)   # recorded in every results JSON

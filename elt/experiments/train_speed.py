@@ -155,7 +155,7 @@ def main(argv=None):
     ap.add_argument('--split', default='2x4'); ap.add_argument('--images', type=int, default=1280)
     ap.add_argument('--repeats', type=int, default=5); ap.add_argument('--out-dir', default='figures')
     args = ap.parse_args(argv)
-    from elt.experiments.run import speed_probe
+    from elt.experiments.reproduce import speed_probe
     started, device = time.time(), get_device('cpu')
     probe = speed_probe(); print(f"speed probe: {probe['steps_per_s']} steps/s ({probe['model']}, {probe['threads']} threads)", flush=True)
     results = {}

@@ -252,7 +252,7 @@ def train_zoo(zoo: Zoo | None = None, minutes: float = 0.0, workers: int = 2, fa
     """Train the models `zoo` (default `Zoo()`) does not hold yet in `zoo_dir` (default `data/zoo`), `workers` at once on one thread each,
     for at most `minutes` (0: until done); ship each one that finishes. Returns the manifests shipped by this call."""
     import concurrent.futures as cf, multiprocessing as mp
-    from elt.experiments.run import speed_probe
+    from elt.experiments.reproduce import speed_probe
     zoo, zoo_dir = zoo or Zoo(), Path(zoo_dir or default_zoo_dir())
     families = families or list(zoo.recipes)
     unknown = sorted(set(families) - set(zoo.recipes))
