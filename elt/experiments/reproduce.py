@@ -21,9 +21,9 @@ from ..method.looped import WIDTHS, n_params
 from ..method.train import TrainConfig
 
 # %% auto #0
-__all__ = ['PROBE_RECIPE', 'Recipe', 'Trained', 'train_model', 'train_models', 'main', 'speed_probe', 'scoring_code',
-           'store_evaluation', 'cached_evaluation', 'evaluate_loops', 'seed_runs', 'sample_grid', 'seed_band',
-           'loops_curves']
+__all__ = ['PROBE_RECIPE', 'Recipe', 'Trained', 'is_unique', 'training_mode', 'train_model', 'train_models', 'main',
+           'speed_probe', 'scoring_code', 'store_evaluation', 'cached_evaluation', 'evaluate_loops', 'seed_runs',
+           'sample_grid', 'seed_band', 'loops_curves']
 
 # %% ../../nbs/14_reproduce.ipynb #efa6edc7
 _SIZE_FIELDS = ('width', 'depth')
@@ -157,13 +157,21 @@ class Trained:
     def body_params(self) -> int: return n_params(self.model.body)
 
 # %% ../../nbs/14_reproduce.ipynb #03183c7b
+def is_unique(split: str) -> bool:
+    "Whether `split` is unique depth, D×1: every layer applied once, nothing looped."
+    return split.endswith('x1')
+
+def training_mode(split: str, mode: str) -> str:
+    "How a `split` model asked for in `mode` trains: a unique-depth model is always 'vanilla' (it has nothing to distil)."
+    return 'vanilla' if is_unique(split) else mode
+
 def train_model(recipe: Recipe, split: str, mode: str = 'ilsd', seed: int = 0, show_progress: bool = True, device=None,
                 minutes: float = 0.0, **ilsd_kw) -> Trained:
     """Train (or reload from `data/runs/`) the `split` model of `recipe`'s family with `mode` and `seed`; with `minutes` > 0 the
     call stops (saved) after that long, and the next call resumes exactly: `Trained.steps` says how far it got. A model the
     reference zoo ships (`data/zoo/`, notebook 14a) is not trained: the shipped one is returned, verified, with `recipe`."""
     size = recipe.size(split)
-    if split.endswith('x1'): mode, ilsd_kw = 'vanilla', {}                  # a unique-depth model has nothing to distil
+    if is_unique(split): mode, ilsd_kw = training_mode(split, mode), {}
     if not ilsd_kw:
         from elt.experiments.zoo import find_shipped, load_trained                        # the zoo sits beside this module and builds on it
         if (m := find_shipped(recipe, split, mode, seed)) is not None:
@@ -177,7 +185,7 @@ def train_model(recipe: Recipe, split: str, mode: str = 'ilsd', seed: int = 0, s
 
 def _job(recipe: Recipe, split: str, mode: str = 'ilsd', seed: int = 0, ilsd_kw: dict | None = None) -> tuple:
     "A training job in normal form (a unique-depth split is vanilla, with nothing to distil)."
-    return (recipe, split, 'vanilla', seed, {}) if split.endswith('x1') else (recipe, split, mode, seed, dict(ilsd_kw or {}))
+    return (recipe, split, training_mode(split, mode), seed, {} if is_unique(split) else dict(ilsd_kw or {}))
 
 def _train_job(recipe: dict, split: str, mode: str, seed: int, ilsd_kw: dict, threads: int, device: str) -> str:
     torch.set_num_threads(threads)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import torch
 from ..core import data_dir, ensure_dir, get_device, git_commit, sha256_file, write_text_atomic
-from .reproduce import Recipe, Trained, evaluate_loops, train_model
+from .reproduce import Recipe, Trained, evaluate_loops, is_unique, train_model, training_mode
 from .verdict import fmt, lower, mean_std, within
 from ..method.family import GenerativeModel, load_model, save_model
 from ..method.ilsd import ILSDConfig
@@ -32,7 +32,7 @@ class ZooModel:
 
     def __post_init__(self):
         if self.mode not in ('ilsd', 'vanilla'): raise ValueError(f"mode must be 'ilsd' or 'vanilla', got {self.mode!r}")
-        if self.split.endswith('x1') and self.mode != 'vanilla':
+        if training_mode(self.split, self.mode) != self.mode:
             raise ValueError(f"a unique-depth split ({self.split}) has nothing to distil: its mode is 'vanilla'")
 
     @property
@@ -146,7 +146,7 @@ def run_dir_of(zoo: Zoo, m: ZooModel) -> Path:
     "Where `make zoo` trains `m` (in `data/runs/`, or `$ELT_RUNS`): the trainer's own key for that model, recipe and training code."
     r = zoo.recipe(m.family); fam, opts = r.family_spec, r.opts
     cfg = fam.build(r.size(m.split), opts).cfg
-    ilsd = ILSDConfig(loops_max=cfg.n_loops, mode='vanilla' if cfg.n_loops == 1 else m.mode)
+    ilsd = ILSDConfig(loops_max=cfg.n_loops, mode=training_mode(m.split, m.mode))
     return run_dir_for(fam.name, cfg, r.train_config(m.seed), ilsd, opts, code=fam.training_code())
 
 def add_scaling(zoo: Zoo | None = None, zoo_dir=None, names: list[str] | None = None) -> list[str]:
@@ -181,7 +181,7 @@ def scaling_points(family: str, zoo_dir=None, split: str = '2x4') -> list[dict]:
     ms = [m for m in manifests(zoo_dir) if m['model']['family'] == family and m.get('scaling')]
     kinds = {'ELT': (split, 'ilsd'), 'vanilla': (split, 'vanilla')}
     groups = {k: [m for m in ms if (m['model']['split'], m['model']['mode']) == v] for k, v in kinds.items()}
-    groups['unique'] = [m for m in ms if m['model']['split'].endswith('x1')]
+    groups['unique'] = [m for m in ms if is_unique(m['model']['split'])]
     if not all(groups.values()): return []
     metric, L_max, out = get_family(family).metric, int(split.split('x')[1]), []
     for i, point in enumerate(groups['ELT'][0]['scaling']):
@@ -258,7 +258,7 @@ def train_zoo(zoo: Zoo | None = None, minutes: float = 0.0, workers: int = 2, fa
     unknown = sorted(set(families) - set(zoo.recipes))
     if unknown: raise ValueError(f"the zoo has no recipes for {unknown}; it has {list(zoo.recipes)}")
     held = {m['name'] for m in manifests(zoo_dir)}
-    central = lambda m: m.seed in zoo.central_seeds and (m.split == zoo.split or m.split.endswith('x1'))
+    central = lambda m: m.seed in zoo.central_seeds and (m.split == zoo.split or is_unique(m.split))
     todo = sorted((m for f in families for m in zoo.models() if m.family == f and m.name not in held),   # central models first,
                   key=lambda m: (not central(m), m.seed))                          # by seed, families interleaved
     print(f"the zoo holds {len(held)} of {len(zoo.models())} models; {len(todo)} to train ({', '.join(families)}), "
@@ -315,7 +315,7 @@ def find_shipped(recipe: Recipe, split: str, mode: str, seed: int, zoo_dir=None)
     that decides training must match (the sampling fields may differ); a recipe that keeps snapshots never matches."""
     folder = Path(zoo_dir or default_zoo_dir())
     if recipe.snapshot_every or not folder.is_dir(): return None
-    name = ZooModel(recipe.family, split, 'vanilla' if split.endswith('x1') else mode, seed).name
+    name = ZooModel(recipe.family, split, training_mode(split, mode), seed).name
     stamp = tuple((p.name, p.stat().st_mtime_ns) for p in sorted(folder.glob('*.json')))
     m = _index(str(folder), stamp).get(name)
     return m if m is not None and _training_fields(Recipe(**m['recipe'])) == _training_fields(recipe) else None
