@@ -7,7 +7,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # MathJax's requests for its TeX fonts (a few symbols, e.g. \mathbb), which the jupyter-server-mathjax wheel does not ship:
 # they fail (404) and MathJax draws the symbol from STIX-Web. Every other console error fails the test.
 MATHJAX_TEX_FONTS = '/mathjax/fonts/HTML-CSS/TeX/'
-PAGES = ['index.ipynb', 'results.ipynb', '02_looped.ipynb', '03_ilsd.ipynb', '09_flow.ipynb', '14_reproduce.ipynb']
+PAGES = ['index.ipynb', 'results.ipynb', '02_looped.ipynb', '03_ilsd.ipynb', '09_flow.ipynb', '13b_verdict.ipynb']
 
 @pytest.fixture(scope='module')
 def book(tmp_path_factory):
@@ -44,11 +44,11 @@ def test_book_pages_render_offline(browser, book, tmp_path):
         errors = [e for e in browser.get_log('browser') if e['level'] == 'SEVERE' and MATHJAX_TEX_FONTS not in e['message']]
         assert not errors, f"{name}: console errors {errors}"
         shot = tmp_path/f"{page.stem}.png"; browser.save_screenshot(str(shot)); sizes[name] = shot.stat().st_size
-    # math: notebook 14's equations typeset by MathJax, no TeX left raw or in error
-    _settled(browser, f'{base}/nbs/14_reproduce.html')
+    # math: the verdict rule's equations (notebook 13b) typeset by MathJax, no TeX left raw or in error
+    _settled(browser, f'{base}/nbs/13b_verdict.html')
     typeset = browser.execute_script("return document.querySelectorAll('.MathJax, .MathJax_Display').length")
     raw_errors = browser.execute_script("return document.querySelectorAll('.MathJax_Error, merror').length")
-    assert typeset > 10 and raw_errors == 0, f"14_reproduce: {typeset} typeset formulas, {raw_errors} in error"
+    assert typeset > 10 and raw_errors == 0, f"13b_verdict: {typeset} typeset formulas, {raw_errors} in error"
     # figures: the looped block's picture drawn by the executed notebook, and the results page's committed figures
     _settled(browser, f'{base}/nbs/02_looped.html')
     assert browser.execute_script("return [...document.images].filter(i => i.src.startsWith('data:image/png') && i.naturalWidth > 300).length") >= 1, \
@@ -58,4 +58,4 @@ def test_book_pages_render_offline(browser, book, tmp_path):
     browser.find_element(By.XPATH, "//nav[@class='book']//a[contains(@href, '03_ilsd.html')]").click()
     assert browser.current_url.endswith('/nbs/03_ilsd.html'), f"the navigation led to {browser.current_url}"
     assert 'Intra-Loop Self Distillation' in browser.find_element(By.TAG_NAME, 'h1').text
-    print('book pages: ' + ', '.join(f'{n} {s} bytes' for n, s in sizes.items()) + f'; {typeset} formulas typeset on 14_reproduce')
+    print('book pages: ' + ', '.join(f'{n} {s} bytes' for n, s in sizes.items()) + f'; {typeset} formulas typeset on 13b_verdict')

@@ -52,7 +52,7 @@ def test_1_an_edited_sampling_caller_rescores_and_keeps_the_model(tmp_path):
     after = score()
     assert after['run'] == before['run']                        # the weights did not depend on the sampling layer: not retrained
     assert after['eval'] != before['eval'] and after['fid'] != before['fid']   # the score was recomputed with the edited code
-    edit(pkg / 'elt' / 'experiments' / 'reproduce.py', '    "`mean ± std (n seeds)`."', '    "`mean ± std (n seeds)` (edited)."')
+    edit(pkg / 'elt' / 'experiments' / 'reproduce.py', '    "Plot the mean over seeds of `values`', '    "Plot (edited) the mean over seeds of `values`')
     assert score()['eval'] == after['eval']                     # a docstring of an unrelated function leaves the cache alone
 
 
