@@ -23,7 +23,7 @@ BOOK = {
                     'experiments/convergence.ipynb', 'experiments/ilsd_ablations.ipynb', 'experiments/update_norms.ipynb',
                     'experiments/extrapolation.ipynb', 'experiments/video.ipynb', 'experiments/adaptive.ipynb',
                     'experiments/viewer.ipynb', 'experiments/zoo_scaling.ipynb', 'experiments/claims.ipynb', 'experiments/throughput.ipynb'],
-    'Beyond the paper': ['16_adaptive.ipynb', '17_viewer.ipynb'],
+    'Beyond the paper': ['16_adaptive.ipynb', '16b_adaptive_study.ipynb', '17_viewer.ipynb'],
     'Course': ['teaching.ipynb', 'guide.ipynb', '00a_exercises.ipynb', '00b_course.ipynb'],
     'Plumbing': ['00_core.ipynb', '01_data.ipynb'],
     'Solutions': 'solutions/*.ipynb',

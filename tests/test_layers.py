@@ -11,13 +11,13 @@ LAYERS = [
     'elt.viewer | elt.course | elt.docs',                   # applications: the viewer, the course, the book
     'elt.experiments.pages',                                # README and the results page
     'elt.experiments.run',                                  # profiles and the papermill runner
-    'elt.experiments.train_speed | elt.experiments.claims | elt.adaptive',
+    'elt.experiments.train_speed | elt.experiments.claims | elt.experiments.adaptive',
     'elt.experiments.zoo : elt.experiments.reproduce',      # the models: recipes, training, the shipped zoo, the evaluation cache
     'elt.experiments.results | elt.experiments.verdict',    # the results schema; the verdict rule (pure statistics)
     'elt.bench',                                            # kernel-free throughput benchmarks
     'elt.families',                                         # masked, diffusion, flow, video
     'elt.evaluation',                                       # metrics
-    'elt.method',                                           # the looped block, ILSD, training, the family protocol
+    'elt.method',                                           # the looped block, ILSD, training, the family protocol, adaptive loops
     'elt.data | elt.exercises',
     'elt.core',
 ]

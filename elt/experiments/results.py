@@ -269,7 +269,7 @@ class AdaptiveRun:
     reference: float                            # the metric at fixed L_max on the calibration seed
     target: float                               # what a calibrated setting had to meet there
     calibration: dict[str, dict]                # setting name → {'choice', 'met', 'tried': [[candidate, score], …], 'target'}
-    fresh: dict[str, dict]                      # setting name → its row on the fresh seed and labels (elt.adaptive.evaluate_setting)
+    fresh: dict[str, dict]                      # setting name → its row on the fresh seed and labels (elt.experiments.adaptive.evaluate_setting)
 
 @dataclass
 class Adaptive:
