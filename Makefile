@@ -15,7 +15,7 @@ BROWSER := /usr/bin/chromedriver
 
 help:
 	@echo "make test      run every notebook's tests (nbdev_test) and pytest"
-	@echo "make figures   run the experiment notebooks with papermill (PROFILE=smoke|default|zoo|gpu; zoo: from the shipped reference zoo)"
+	@echo "make figures   run the experiment notebooks with papermill (PROFILE=smoke|default|gpu|zoo; zoo-diffusion, zoo-maskgit: one family of the shipped reference zoo, zoo: both)"
 	@echo "make zoo       train the reference zoo from nothing, or resume it (ZOO_MINUTES=120 stops after 2 hours); commit data/zoo/"
 	@echo "make train-speed  time the zoo recipes' training under each option, side by side (figures/train_speed.*)"
 	@echo "make student   write the student release (no solutions, no hidden checks) to student/ (STUDENT=path); grade with python -m elt.course grade"

@@ -9,8 +9,8 @@ from pathlib import Path
 from ..core import ensure_dir, project_root
 
 # %% auto #0
-__all__ = ['PROFILES', 'EXPERIMENTS', 'NOTEBOOKS', 'experiment_plan', 'check_parameters', 'check_kernel', 'run_experiments',
-           'main']
+__all__ = ['PROFILES', 'ZOO_PROFILES', 'EXPERIMENTS', 'NOTEBOOKS', 'experiment_plan', 'check_parameters', 'check_kernel',
+           'run_experiments', 'main']
 
 # %% ../../nbs/15_run.ipynb #3e6b875e
 def _reproduction(families: dict, video: dict, seeds: list, split: str, convergence: str = 'diffusion', ablations: str = 'maskgit',
@@ -82,21 +82,23 @@ PROFILES = {
     }},
 }
 
-def _zoo_profile() -> dict:
-    """The experiments that read the reference zoo (`elt.experiments.zoo`): its recipes, seeds and splits, so every model they
-    ask for is a shipped one — loaded, not trained — and only sampling and scoring run."""
+def _zoo_profile(family: str) -> dict:
+    """The experiments that read `family`'s models in the reference zoo (`elt.experiments.zoo`): its recipe, seeds and splits,
+    so every model they ask for is a shipped one — loaded, not trained — and only sampling and scoring run."""
     from elt.experiments.zoo import Zoo
-    zoo = Zoo(); split, seeds = zoo.split, list(zoo.other_seeds)
-    fams = {f: dict(r) for f, r in zoo.recipes.items()}
-    plan = _reproduction(families=fams, video={}, seeds=seeds, central_seeds=list(zoo.central_seeds), sampling_seeds=[0, 1], split=split,
-                         iso_splits=sorted({f"{r['depth']}x1" for r in fams.values()}) + [split, *zoo.other_splits],
-                         extrapolate_loops=2, adaptive_samples=1000,
-                         adaptive=dict(signals=['agreement'], n_probe=200, quantiles=[0.5, 0.2], shares=[0.9]))
-    left_out = ('convergence', 'ilsd_ablations', 'video')                  # what the zoo does not hold: its scaling scores stand in
-    kept = {name: params for name, params in plan.items() if name not in left_out and name != 'claims'}
-    return {**kept, 'zoo_scaling': dict(families=list(fams), split=split), 'claims': plan['claims']}
+    zoo = Zoo(); split, seeds, r = zoo.split, list(zoo.other_seeds), dict(Zoo().recipes[family])
+    plan = _reproduction(families={family: r}, video={}, seeds=seeds, central_seeds=list(zoo.central_seeds), sampling_seeds=[0, 1],
+                         split=split, convergence=family, ablations=family, norms=family, extrapolate=(family,), viewer=family,
+                         central=(family,), iso_splits=[f"{r['depth']}x1", split, *zoo.other_splits], extrapolate_loops=2,
+                         adaptive_samples=1000, adaptive=dict(signals=['agreement'], n_probe=200, quantiles=[0.5, 0.2], shares=[0.9]))
+    left_out = ('convergence', 'ilsd_ablations', 'video', 'claims')       # what the zoo does not hold: its scaling scores stand in
+    left_out += ('update_norms', 'viewer') if family != 'diffusion' else ()  # E6 and the viewer: the diffusion family's
+    kept = {name: params for name, params in plan.items() if name not in left_out}
+    return {**kept, 'zoo_scaling': dict(families=[family], split=split), 'claims': plan['claims']}
 
-PROFILES['zoo'] = {'out_dir': 'figures/zoo', 'workers': 2, 'experiments': _zoo_profile()}
+ZOO_PROFILES = {f'zoo-{family}': family for family in ('diffusion', 'maskgit')}     # `--profile zoo` runs them in this order
+for _name, _family in ZOO_PROFILES.items():
+    PROFILES[_name] = {'out_dir': f'figures/zoo/{_family}', 'workers': 2, 'experiments': _zoo_profile(_family)}
 EXPERIMENTS = list(PROFILES['default']['experiments'])
 NOTEBOOKS = {name: 'anytime' for name in EXPERIMENTS if name.endswith('_anytime')}    # experiments that share a notebook
 
@@ -171,12 +173,12 @@ def run_experiments(profile: str = 'default', only: list[str] | None = None, ker
 
 # %% ../../nbs/15_run.ipynb #cbef7bbd
 def main(argv=None):
-    "Command line: `python -m elt.experiments.run --profile default [--only NAME ...]`."
+    "Command line: `python -m elt.experiments.run --profile default [--only NAME ...]`; `--profile zoo` runs every `ZOO_PROFILES`."
     ap = argparse.ArgumentParser(description=__doc__ or 'Run the ELT experiment notebooks with papermill.')
-    ap.add_argument('--profile', default='default', choices=sorted(PROFILES))
+    ap.add_argument('--profile', default='default', choices=sorted(PROFILES) + ['zoo'])
     ap.add_argument('--only', nargs='*', help=f'a subset of {EXPERIMENTS}')
     ap.add_argument('--kernel', default='elt', help='Jupyter kernel name (make registers "elt" for the .venv)')
     args = ap.parse_args(argv)
-    run_experiments(args.profile, args.only, args.kernel)
+    for profile in (ZOO_PROFILES if args.profile == 'zoo' else [args.profile]): run_experiments(profile, args.only, args.kernel)
 
 if __name__ == '__main__' and not hasattr(sys, 'ps1') and 'ipykernel' not in sys.modules: main()
