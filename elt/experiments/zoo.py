@@ -234,7 +234,10 @@ def scaling_figure(points: dict[str, list[dict]]):
             if r: row[1].errorbar([a for a, _ in r], [q[0] for _, q in r], yerr=[[q[0] - q[1] for _, q in r], [q[2] - q[0] for _, q in r]],
                                   fmt=style, capsize=3, label=label)
         row[1].axhline(1.0, color='grey', lw=0.8); row[1].axhline(1.1, color='grey', lw=0.8, ls=':')
-        row[1].set(xscale='log', xlabel='images seen', ylabel='A / B (90% interval)', title=f'{fam}: the deciding ratios'); row[1].legend(fontsize=7)
+        row[1].set(xscale='log', xlabel='images seen', ylabel='A / B (90% interval)', title=f'{fam}: the deciding ratios')
+        if row[1].get_legend_handles_labels()[0]: row[1].legend(fontsize=7)
+        else: row[1].text(0.5, 0.5, 'no ratio: an interval needs two training seeds\nscored along the training on each side',
+                          ha='center', va='center', transform=row[1].transAxes, fontsize=8, color='grey')
     fig.tight_layout()
     return fig
 
