@@ -7,12 +7,12 @@ from __future__ import annotations
 import json, sys
 from pathlib import Path
 from ..core import project_root
-from .run import NOTEBOOKS, PROFILES
+from .run import NOTEBOOKS, PROFILES, ZOO_PROFILES
 from ..method.looped import WIDTHS
 
 # %% auto #0
-__all__ = ['PAGES', 'WIDTHS_OF', 'RESULT_TABLES', 'ZOO_FAMILIES', 'readme_markdown', 'method_pictures', 'write_readme',
-           'results_markdown', 'zoo_markdown']
+__all__ = ['PAGES', 'WIDTHS_OF', 'RESULT_TABLES', 'readme_markdown', 'method_pictures', 'write_readme', 'results_markdown',
+           'zoo_markdown']
 
 # %% ../../nbs/15b_pages.ipynb #04c99019
 PAGES = {'index.ipynb': 'README.md', 'results.ipynb': 'figures/README.md'}    # notebook in nbs/ → the markdown page made from it
@@ -178,11 +178,9 @@ def results_markdown(name: str, figures: Path | None = None, table: str | None =
     return table + f"\n\n*Source: `{shown}` (`nbs/experiments/{NOTEBOOKS.get(name, name)}.ipynb`, " \
            f"commit {rec['git_commit'][:12]}, {rec['wall_time_s'] / 60:.1f} min{run}).*"
 
-ZOO_FAMILIES = {'diffusion': 'Diffusion', 'maskgit': 'Masked'}      # the zoo's families, in the order their scoring runs
-
 def zoo_markdown(name: str, table: str | None = None, zoo: Path | None = None) -> str:
     """`results_markdown` of `name` (with `{family}` filled in) from each family's zoo run, `figures/zoo/<family>/` (its own
     profile, `zoo-<family>`), each under the family's name; a family not run yet says so."""
     zoo = Path(zoo or project_root()/'figures'/'zoo')
-    return '\n\n'.join(f"**{title}**\n\n" + results_markdown(name.format(family=f), zoo/f, table) for f, title in ZOO_FAMILIES.items())
+    return '\n\n'.join(f"**{f}**\n\n" + results_markdown(name.format(family=f), zoo/f, table) for f in ZOO_PROFILES.values())
 

@@ -86,7 +86,7 @@ def _zoo_profile(family: str) -> dict:
     """The experiments that read `family`'s models in the reference zoo (`elt.experiments.zoo`): its recipe, seeds and splits,
     so every model they ask for is a shipped one — loaded, not trained — and only sampling and scoring run."""
     from elt.experiments.zoo import Zoo
-    zoo = Zoo(); split, seeds, r = zoo.split, list(zoo.other_seeds), dict(Zoo().recipes[family])
+    zoo = Zoo(); split, seeds, r = zoo.split, list(zoo.other_seeds), dict(zoo.recipes[family])
     plan = _reproduction(families={family: r}, video={}, seeds=seeds, central_seeds=list(zoo.central_seeds), sampling_seeds=[0, 1],
                          split=split, convergence=family, ablations=family, norms=family, extrapolate=(family,), viewer=family,
                          central=(family,), iso_splits=[f"{r['depth']}x1", split, *zoo.other_splits], extrapolate_loops=2,
