@@ -11,12 +11,13 @@ STAMP := $(VENV)/.installed
 DATA := data/FashionMNIST/raw/t10k-labels-idx1-ubyte
 BROWSER := /usr/bin/chromedriver
 
-.PHONY: test figures zoo train-speed student docs setup data browser lab readme export clean-nbs sync-check help
+.PHONY: test figures zoo certify train-speed student docs setup data browser lab readme export clean-nbs sync-check help
 
 help:
 	@echo "make test      run every notebook's tests (nbdev_test) and pytest"
 	@echo "make figures   run the experiment notebooks with papermill (PROFILE=smoke|default|gpu|zoo; zoo-diffusion, zoo-maskgit: one family of the shipped reference zoo, zoo: both)"
 	@echo "make zoo       train the reference zoo from nothing, or resume it (ZOO_MINUTES=120 stops after 2 hours); commit data/zoo/"
+	@echo "make certify   after a training-code change: replay the zoo's first training steps with it; certify it where it trains the same"
 	@echo "make train-speed  time the zoo recipes' training under each option, side by side (figures/train_speed.*)"
 	@echo "make student   write the student release (no solutions, no hidden checks) to student/ (STUDENT=path); grade with python -m elt.course grade"
 	@echo "make lab       open the notebooks in JupyterLab"
@@ -64,6 +65,10 @@ figures: $(STAMP) $(DATA)
 ZOO_MINUTES ?= 0
 zoo: $(STAMP) $(DATA)
 	$(BIN)/python -m elt.experiments.zoo --minutes $(ZOO_MINUTES)
+
+# After a change to the training code: replay the zoo's first training steps with it; where it trains the same, certify it.
+certify: $(STAMP) $(DATA)
+	$(BIN)/python -m elt.experiments.zoo --certify
 
 # The training benchmark of the zoo's recipes (nbs/14b_train_speed.ipynb): ratios measured side by side in one run.
 train-speed: $(STAMP) $(DATA)

@@ -7,9 +7,9 @@ from __future__ import annotations
 import math, time
 import torch
 from ..core import code_hash, config_key, source_hash
-from ..method.adaptive import HaltingModel, calibrate, check_schedule, make_schedule, norm_schedule, tau_candidates
+from ..method.adaptive import HaltingModel, calibrate, make_schedule, norm_schedule, tau_candidates
 from ..method.family import sample_batched
-from ..method.looped import loop_updates
+from ..method.looped import check_schedule, loop_updates
 from .reproduce import Trained, cached_evaluation, evaluate_loops, scoring_code, store_evaluation
 
 # %% auto #0

@@ -11,6 +11,7 @@ from typing import Callable
 from ..core import output_dir
 from .verdict import FACT, NotMeasured, Verdict, View, combine, fmt, lower, mean_std, resampled_pairs, sampling_variance, stability, within
 from .results import Ablations, Adaptive, Anytime, Claim, Claims, Convergence, IsoCompute, Video, load_results
+from .zoo import provenance
 from ..method.family import get_family
 
 # %% auto #0
@@ -312,6 +313,7 @@ def claims_markdown(results: Claims, ev: Evidence) -> str:
              "sampling noise and 1%), its margin to the decision boundary (positive: past it; negative: short of the nearest one) and "
              "ν, its degrees of freedom; the effect each claim must show is declared in its own column. "
              "Rows marked *beyond the paper* test a claim on a family the paper did not try.", '',
+             *[f'{said}\n' for f, a in ev.anytime.items() if (said := provenance(f, a.recipe))],    # models from the zoo: which code
              results.table(sources=True)]
     if ev.ablations is not None:
         ab = ev.ablations

@@ -17,9 +17,11 @@ from ..method.ilsd import ILSDConfig
 from ..method.train import read_log, run_dir_for
 
 # %% auto #0
-__all__ = ['ZOO_RECIPES', 'ZooModel', 'Zoo', 'fingerprint', 'ship', 'ZooError', 'default_zoo_dir', 'manifests', 'verify',
-           'training_code_changed', 'scaling_scores', 'run_dir_of', 'add_scaling', 'scaling_points', 'budget_settled',
-           'scaling_table', 'scaling_figure', 'train_zoo', 'main', 'find_shipped', 'load_trained', 'shipped']
+__all__ = ['ZOO_RECIPES', 'CERTIFICATES', 'ZooModel', 'Zoo', 'fingerprint', 'ship', 'ZooError', 'default_zoo_dir', 'manifests',
+           'verify', 'replay', 'certificate_path', 'certificate', 'training_code_status', 'training_code_changed',
+           'replayed', 'certify', 'provenance', 'scaling_scores', 'run_dir_of', 'add_scaling', 'scaling_points',
+           'budget_settled', 'scaling_table', 'scaling_figure', 'train_zoo', 'main', 'find_shipped', 'load_trained',
+           'shipped']
 
 # %% ../../nbs/14a_zoo.ipynb #66139dba
 @dataclass(frozen=True)
@@ -123,10 +125,114 @@ def verify(manifest: dict, zoo_dir=None, rel: float = 1e-4) -> GenerativeModel:
                        "shipped model computes. Retrain with `make zoo`, or undo the change.")
     return model
 
-def training_code_changed(manifest: dict) -> bool:
-    "Whether the code that trains this model's family differs from the code that trained the shipped model (named on the claims page)."
+# %% ../../nbs/14a_zoo.ipynb #c3rt0002
+CERTIFICATES = 'certificates'           # data/zoo/certificates/<family>.json: today's training code, equal to the zoo's by replay
+
+def replay(manifest: dict, steps: int = 100, rel: float = 1e-3) -> dict:
+    """Train the model of `manifest` again for its first `steps` steps with today's training code (one CPU thread, a scratch folder,
+    nothing saved) and compare each logged value with the manifest's training log, and today's learning rate with the logged one at
+    every logged step of the run. Returns what was compared, the worst relative difference and where; `ok` when it is ≤ `rel`."""
+    import tempfile
+    from elt.method.family import train_family
+    from elt.method.train import lr_at
+    r, zm = Recipe(**manifest['recipe']), manifest['model']
+    then = {row['step']: row for row in manifest['log'] if row['step'] <= steps}
+    if not 0 < steps <= manifest['steps'] or steps not in then:
+        raise ValueError(f"steps must be a logged step of {manifest['name']}'s training (every {manifest['log'][0]['step']} steps "
+                         f"up to {manifest['steps']}), got {steps}")
+    cfg, threads = r.train_config(zm['seed']), torch.get_num_threads()
+    torch.set_num_threads(1)                                        # `make zoo` trains each model on one thread
+    try:
+        with tempfile.TemporaryDirectory() as d:
+            train_family(r.family, r.size(zm['split']), cfg, zm['mode'], r.opts, run_dir=d, device='cpu', show_progress=False,
+                         interrupt_after=steps)
+            now = {row['step']: row for row in read_log(Path(d)/'log.jsonl')}
+    finally: torch.set_num_threads(threads)
+    gap = lambda a, b: 0.0 if a == b else math.inf if a is None else abs(a - b) / max(abs(b), 1e-12)
+    diffs = [(gap(now.get(step, {}).get(k), v), f'step {step} {k}') for step, row in then.items() for k, v in row.items()
+             if k not in ('step', 'step_time_s')]
+    lr = [(gap(lr_at(cfg, row['step'] - 1), row['lr']), f"step {row['step']} lr") for row in manifest['log']]
+    worst, where = max(diffs + lr)
+    return {'model': manifest['name'], 'steps': steps, 'values': len(diffs), 'lr_steps': len(lr), 'worst_rel': worst,
+            'where': where if worst else None, 'ok': worst <= rel}
+
+def certificate_path(family: str, zoo_dir=None) -> Path: return Path(zoo_dir or default_zoo_dir())/CERTIFICATES/f'{family}.json'
+
+def certificate(family: str, zoo_dir=None) -> dict | None:
+    "The certificate `make certify` wrote for `family`'s training code, if any."
+    p = certificate_path(family, zoo_dir)
+    return json.loads(p.read_text()) if p.exists() else None
+
+def training_code_status(manifest: dict, zoo_dir=None) -> str:
+    """'unchanged': today's training code is the code that trained the shipped model; 'certified': it differs, and a replay of the
+    zoo showed it trains the same; 'changed': it differs, uncertified — the weights are what the older code trained."""
     from elt.method.family import get_family
-    return get_family(manifest['model']['family']).training_code() != manifest['training_code']
+    now = get_family(manifest['model']['family']).training_code()
+    if now == manifest['training_code']: return 'unchanged'
+    c = certificate(manifest['model']['family'], zoo_dir)
+    return 'certified' if c and c['training_code'] == now and manifest['training_code'] in c['trained_by'] else 'changed'
+
+def training_code_changed(manifest: dict, zoo_dir=None) -> bool:
+    "Whether the training code changed since `manifest`'s model was trained, uncertified by a replay (named on the claims page)."
+    return training_code_status(manifest, zoo_dir) == 'changed'
+
+def replayed(family: str, zoo_dir=None, split: str | None = None) -> list[dict]:
+    "The manifests a certificate replays: `family`'s ELT (ILSD) and vanilla models of `split` (default: the zoo's), lowest seed first."
+    split, held = split or Zoo().split, sorted(manifests(zoo_dir), key=lambda m: m['model']['seed'])
+    pick = [next((m for m in held if (m['model']['family'], m['model']['split'], m['model']['mode']) == (family, split, mode)), None)
+            for mode in ('ilsd', 'vanilla')]
+    if None in pick: raise ZooError(f"the zoo in {zoo_dir or default_zoo_dir()} holds no {family} {split} ILSD and vanilla models to replay")
+    return pick
+
+def certify(families: list[str] | None = None, steps: int = 100, zoo_dir=None, split: str | None = None) -> dict[str, str]:
+    """For each family of the zoo (or of `families`) whose training code differs from what trained its shipped models, replay its
+    ELT and vanilla models for `steps` steps; when both agree, write its certificate. Returns each family's status; a replay that
+    disagrees writes nothing and raises `ZooError` naming the first value that moved."""
+    from elt.method.family import get_family
+    held = manifests(zoo_dir)
+    status = {}
+    for family in families or sorted({m['model']['family'] for m in held}):
+        now, path = get_family(family).training_code(), certificate_path(family, zoo_dir)
+        trained_by = sorted({m['training_code'] for m in held if m['model']['family'] == family})
+        if trained_by == [now]:
+            path.unlink(missing_ok=True); status[family] = 'unchanged'
+            print(f"{family}: today's training code ({now}) trained every shipped model; nothing to certify", flush=True); continue
+        if (c := certificate(family, zoo_dir)) and c['training_code'] == now and c['trained_by'] == trained_by:
+            status[family] = 'certified'; print(f"{family}: already certified ({now})", flush=True); continue
+        runs = []
+        for m in replayed(family, zoo_dir, split):
+            n = min(steps, m['steps'])
+            print(f"{family}: replaying {m['name']} for {n} steps with today's training code ({now}) …", flush=True)
+            runs.append(replay(m, n))
+            if not runs[-1]['ok']:
+                raise ZooError(f"{m['name']} does not train as it did: {runs[-1]['where']} moved by {runs[-1]['worst_rel']:.3g} (relative) "
+                               f"under today's training code ({now}; trained by {m['training_code']}). The change alters training: "
+                               "undo it, or retrain the zoo with `make zoo` (the claims page names the zoo's weights as older code's).")
+        ensure_dir(path.parent, 'folder of training-code certificates')
+        write_text_atomic(path, json.dumps({'family': family, 'training_code': now, 'trained_by': trained_by, 'commit': git_commit(),
+                                            'replays': runs}, indent=1) + '\n')
+        status[family] = 'certified'
+        said = ', '.join(f"{r['model']}: {r['values']} values, worst relative difference {r['worst_rel']:.2g}" for r in runs)
+        print(f"{family}: certified ({said}) → {path}", flush=True)
+    return status
+
+def provenance(family: str, recipe: dict, zoo_dir=None) -> str | None:
+    "A sentence for the claims page: which shipped models trained `recipe` for `family`, and whether today's code is what trained them."
+    held = [m for m in manifests(zoo_dir) if m['model']['family'] == family and
+            _training_fields(Recipe(**m['recipe'])) == _training_fields(Recipe(**recipe))]
+    if not held: return None
+    commits = sorted({m['commit'][:7] for m in held})
+    status = {training_code_status(m, zoo_dir) for m in held}
+    said = f"Models of {family}: the reference zoo's {len(held)} shipped models (`data/zoo/`, trained at {', '.join(commits)}); "
+    if status == {'unchanged'}: return said + "today's training code is the code that trained them."
+    if 'changed' not in status:
+        c = certificate(family, zoo_dir)
+        return said + (f"today's training code ({c['training_code']}) differs from the code that trained them but trains the same: its replay "
+                       f"of {', '.join(r['model'] for r in c['replays'])} reproduced their training logs for {c['replays'][0]['steps']} steps "
+                       f"(worst relative difference {max(r['worst_rel'] for r in c['replays']):.2g}; `data/zoo/certificates/{family}.json`).")
+    return said + ("**the training code has changed since they were trained, and no replay certifies the change**: these are the weights "
+                   "the older code trained. `make certify` checks whether the change alters training; `make zoo` retrains them.")
+
 
 # %% ../../nbs/14a_zoo.ipynb #68a4cda5
 def scaling_scores(t: Trained, points=(1/16, 1/8, 1/4, 1/2, 1), n: int = 1000) -> list[dict]:
@@ -295,8 +401,11 @@ def main(argv=None):
     ap.add_argument('--families', nargs='*', default=None, help=f'a subset of {list(ZOO_RECIPES)}, the families to train (default: all)')
     ap.add_argument('--add-scaling', nargs='*', default=None, metavar='NAME',
                     help='only score, from their runs here, the shipped models (these, in this order, or all) that lack scaling scores')
+    ap.add_argument('--certify', action='store_true', help="train nothing: replay the first steps of each family's shipped models with "
+                    "today's training code and, where it changed but trains the same, certify it (data/zoo/certificates/)")
     args = ap.parse_args(argv)
     if args.add_scaling is not None: add_scaling(names=args.add_scaling or None); return
+    if args.certify: certify(families=args.families); return
     if args.minutes < 0 or args.workers < 1: ap.error('--minutes must be ≥ 0 and --workers ≥ 1')
     train_zoo(minutes=args.minutes, workers=args.workers, families=args.families)
 

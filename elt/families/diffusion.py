@@ -18,8 +18,8 @@ from ..method.looped import BodySize, LoopedConfig, LoopedTransformer, looped_fl
 
 # %% auto #0
 __all__ = ['T_MIN', 'T_MAX', 'FAMILY', 'DiTConfig', 'sincos_2d', 'timestep_features', 'DiT', 'log_snr', 'alpha_sigma',
-           'loss_weight', 'diffusion_loss', 'diffusion_objective', 'diffusion_sample', 'dit_flops', 'DiffusionOptions',
-           'diffusion_train_loss']
+           'loss_weight', 'noised', 'diffusion_loss', 'diffusion_objective', 'diffusion_sample', 'dit_flops',
+           'DiffusionOptions', 'diffusion_train_loss']
 
 # %% ../../nbs/08_diffusion.ipynb #27f76a97
 @dataclass
@@ -126,20 +126,28 @@ def loss_weight(t: torch.Tensor, shift: float = 1.0, bias: float = -2.0) -> torc
 T_MIN, T_MAX = 1e-4, 1 - 1e-4                                           # keep tan(π t / 2) finite
 
 # %% ../../nbs/08_diffusion.ipynb #1c40d5ec
+def noised(model: DiT, batch, generator: torch.Generator | None, times: Callable, coefficients: Callable):
+    """The start the DiT objectives share (diffusion here, flow matching in notebook 09): images to [-1, 1]; a time per image,
+    `times(B, generator=, device=)`, then Gaussian noise, both drawn on the generator's device; the noised input
+    x_t = a·x0 + s·noise with `(a, s) = coefficients(t)`; labels dropped for guidance. Returns `(predict, x0, t, noise)`, where
+    `predict(exits)` runs the model on x_t at the loops `exits` — what the ILSD objective calls."""
+    images, labels = batch
+    device = images.device
+    x0 = images.float().div(127.5).sub(1).unsqueeze(1) if images.dtype == torch.uint8 else images     # (B, 1, 28, 28) in [-1, 1]
+    B, on = len(x0), dict(generator=generator, device=generator.device if generator is not None else device)
+    t = times(B, **on).to(device)
+    noise = torch.randn(x0.shape, **on).to(device)
+    a, s = coefficients(t)
+    x_t = a.view(B, 1, 1, 1) * x0 + s.view(B, 1, 1, 1) * noise
+    labels = drop_labels(labels, model.cfg.label_dropout, model.null_class, generator)
+    return (lambda exits: model(x_t, t, labels, loops=exits[-1], exits=exits)), x0, t, noise
+
 def diffusion_loss(model: DiT, objective: ILSD, batch, progress: float, generator: torch.Generator | None = None,
                    shift: float = 1.0):
     "One batch of x0-prediction diffusion under `objective` (ILSD or vanilla); returns (loss, logs)."
-    images, labels = batch
-    device = images.device
-    x0 = images.float().div(127.5).sub(1).unsqueeze(1) if images.dtype == torch.uint8 else images
-    B, draw_on = len(x0), generator.device if generator is not None else device     # random numbers on the generator's device
-    t = (T_MIN + (T_MAX - T_MIN) * torch.rand(B, generator=generator, device=draw_on)).to(device)
-    noise = torch.randn(x0.shape, generator=generator, device=draw_on).to(device)
-    alpha, sigma = alpha_sigma(t, shift)
-    x_t = alpha.view(B, 1, 1, 1) * x0 + sigma.view(B, 1, 1, 1) * noise
-    labels = drop_labels(labels, model.cfg.label_dropout, model.null_class, generator)
-    target = DiffusionTarget(x0, loss_weight(t, shift))
-    return objective(lambda exits: model(x_t, t, labels, loops=exits[-1], exits=exits), target, progress, generator)
+    predict, x0, t, _ = noised(model, batch, generator, lambda B, **on: T_MIN + (T_MAX - T_MIN) * torch.rand(B, **on),
+                               lambda t: alpha_sigma(t, shift))
+    return objective(predict, DiffusionTarget(x0, loss_weight(t, shift)), progress, generator)
 
 def diffusion_objective(mode: str = 'ilsd', loops_max: int = 4, **kw) -> ILSD:
     "ILSD (or vanilla) with the weighted-MSE losses."

@@ -10,8 +10,8 @@ from typing import Callable
 import torch
 from ..data import fashion_mnist
 from ..evaluation.metrics import evaluate
-from .diffusion import DiT, DiTConfig, dit_flops
-from ..method.family import Family, check_image_patch, drop_labels, guided, prepare_sampling, pixel_gap
+from .diffusion import DiT, DiTConfig, dit_flops, noised
+from ..method.family import Family, check_image_patch, guided, prepare_sampling, pixel_gap
 from ..method.ilsd import ILSD, ILSDConfig
 
 # %% auto #0
@@ -31,18 +31,11 @@ def flow_objective(mode: str = 'ilsd', loops_max: int = 4, **kw) -> ILSD:
 
 def flow_loss(model: DiT, objective: ILSD, batch, progress: float, generator: torch.Generator | None = None,
               t_sampling: str = 'logit_normal'):
-    "One batch of rectified-flow velocity regression under `objective` (ILSD or vanilla); returns (loss, logs)."
-    images, labels = batch
-    device = images.device
-    x0 = images.float().div(127.5).sub(1).unsqueeze(1) if images.dtype == torch.uint8 else images     # (B, 1, 28, 28) in [-1, 1]
-    B, draw_on = len(x0), generator.device if generator is not None else device
-    u = torch.randn(B, generator=generator, device=draw_on).sigmoid() if t_sampling == 'logit_normal' else \
-        torch.rand(B, generator=generator, device=draw_on)
-    t = u.clamp(T_EPS, 1.0).to(device)
-    noise = torch.randn(x0.shape, generator=generator, device=draw_on).to(device)
-    x_t = (1 - t).view(B, 1, 1, 1) * x0 + t.view(B, 1, 1, 1) * noise
-    labels = drop_labels(labels, model.cfg.label_dropout, model.null_class, generator)
-    return objective(lambda exits: model(x_t, t, labels, loops=exits[-1], exits=exits), noise - x0, progress, generator)
+    """One batch of rectified-flow velocity regression under `objective` (ILSD or vanilla); returns (loss, logs). The noising is
+    diffusion's (`noised`, notebook 08) with t from a logit-normal (or uniform) and the straight path x_t = (1 − t)·x0 + t·ε."""
+    u = (lambda B, **on: torch.randn(B, **on).sigmoid()) if t_sampling == 'logit_normal' else (lambda B, **on: torch.rand(B, **on))
+    predict, x0, t, noise = noised(model, batch, generator, lambda B, **on: u(B, **on).clamp(T_EPS, 1.0), lambda t: (1 - t, t))
+    return objective(predict, noise - x0, progress, generator)
 
 # %% ../../nbs/09_flow.ipynb #855cf0b9
 @torch.no_grad()

@@ -12,9 +12,9 @@ from ..core import code_hash, config_key, data_dir, source_hash
 from ..data import moving_fashion_mnist
 import torch.nn as nn
 from ..evaluation.metrics import evaluate_video
-from .maskgit import MaskGIT, MaskGITConfig, maskgit_flops, maskgit_sample, token_loss
+from .maskgit import FAMILY as MASKED, MaskGIT, MaskGITConfig
 from .tokenizer import PatchTokenizer, TokenizerConfig, get_tokenizer, reconstruction_quality, tokenizer_path
-from ..method.family import Family, token_gap
+from ..method.family import Family
 
 # %% auto #0
 __all__ = ['FAMILY', 'VideoConfig', 'video_tokenizer_dir', 'video_tokenizer', 'encode_clips', 'decode_clips', 'ClipDecoder',
@@ -85,14 +85,11 @@ def _data(cfg: VideoConfig):
     clips, labels = cfg.clips(cfg.n_train_clips, 'train')
     return encode_clips(video_tokenizer(cfg, verbose=False), clips), labels
 
-def _sample(model, labels, *, loops, steps, cfg_scale, generator, opts):
-    return maskgit_sample(model, model.cfg, labels, steps=steps, loops=loops, cfg_scale=cfg_scale, generator=generator)
-
-FAMILY = Family('video', 'video (masked generative over per-frame patch tokens)', VideoConfig,
-                build=lambda size, cfg: MaskGIT(video_model_config(size, cfg)), data=_data, loss=token_loss, sample=_sample,
+FAMILY = Family('video', 'video (masked generative over per-frame patch tokens)', VideoConfig,   # the masked family's objective,
+                build=lambda size, cfg: MaskGIT(video_model_config(size, cfg)), data=_data, loss=MASKED.loss,   # sampler and count,
+                sample=MASKED.sample, flops=MASKED.flops, exit_gap=MASKED.exit_gap,            # over a clip's tokens
                 decoder=lambda cfg: ClipDecoder(video_tokenizer(cfg, verbose=False), cfg.n_frames),
-                flops=lambda cfg, loops, steps, cfg_guidance, opts: maskgit_flops(cfg, loops, steps, cfg_guidance),
-                evaluate=evaluate_video, metric='FVD-MFMNIST', steps_name='decoding steps', exit_gap=token_gap,
+                evaluate=evaluate_video, metric='FVD-MFMNIST', steps_name='decoding steps',
                 outputs='clips', decoder_shell=lambda cfg: ClipDecoder(PatchTokenizer(cfg.tokenizer_config), cfg.n_frames))
 
 # %% ../../nbs/10_video.ipynb #292037c6

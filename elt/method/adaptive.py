@@ -7,22 +7,14 @@ from __future__ import annotations
 import math
 from typing import Callable
 import torch
-from .looped import check_loops
+from .family import guidance_mix
+from .looped import check_loops, check_schedule
 
 # %% auto #0
-__all__ = ['SCHEDULES', 'SIGNALS', 'check_schedule', 'linear_schedule', 'make_schedule', 'norm_schedule', 'HaltingModel',
-           'calibrate', 'tau_candidates']
+__all__ = ['SCHEDULES', 'SIGNALS', 'linear_schedule', 'make_schedule', 'norm_schedule', 'HaltingModel', 'calibrate',
+           'tau_candidates']
 
 # %% ../../nbs/16_adaptive.ipynb #6e0e2112
-def check_schedule(schedule, steps: int, loops_max: int) -> list[int]:
-    "A loop schedule L(k): one loop count in 1..`loops_max` for each of the sampler's `steps` steps."
-    schedule = list(schedule)
-    if len(schedule) != steps:
-        raise ValueError(f"the schedule has {len(schedule)} loop counts but the sampler takes {steps} steps: give one per step")
-    bad = [l for l in schedule if isinstance(l, bool) or not isinstance(l, int) or not 1 <= l <= loops_max]
-    if bad: raise ValueError(f"loop counts must be ints in 1..{loops_max} (the trained L_max), got {bad}")
-    return schedule
-
 def linear_schedule(steps: int, first: int, last: int) -> list[int]:
     "Loops going linearly from `first` at the first sampling step to `last` at the last, rounded half up."
     if steps == 1: return [first]
@@ -65,10 +57,7 @@ class HaltingModel:
         self.loops_used: list[torch.Tensor] = []                         # per call (sampling step): loops each sample ran, (B,)
         self.signals: list[torch.Tensor] = []                            # every decision's signal values (samples still looping)
 
-    def _guided(self, out):
-        if self.pairs == 1: return out.float()
-        cond, null = out.float().chunk(2)
-        return (1 + self.cfg_scale) * cond - self.cfg_scale * null
+    def _guided(self, out): return out.float() if self.pairs == 1 else guidance_mix(out.float(), self.cfg_scale)
 
     def _signal(self, h, new, exit_prev, exit_new):                      # (units,)
         if self.signal == 'agreement': return self.exit_gap(self._guided(exit_prev), self._guided(exit_new))

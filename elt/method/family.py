@@ -12,14 +12,14 @@ import torch.nn as nn
 from pathlib import Path
 from ..core import CheckpointError, _weights_mismatch, atomic_write, code_hash, config_diff, get_device, load_checkpoint
 from .ilsd import per_sample_mse
-from .looped import check_loops
+from .looped import check_loops, check_schedule
 from .train import TrainConfig, TrainResult, run_training
 
 # %% auto #0
-__all__ = ['FAMILIES', 'MODEL_FORMAT', 'Family', 'register_family', 'family_names', 'get_family', 'as_labels', 'check_classes',
-           'drop_labels', 'check_sampling', 'prepare_sampling', 'check_image_patch', 'pixel_gap', 'token_gap', 'guided',
-           'anytime_figure', 'sample_batched', 'as_options', 'GenerativeModel', 'train_family', 'save_model',
-           'load_model']
+__all__ = ['FAMILIES', 'MODEL_FORMAT', 'Family', 'register_family', 'family_names', 'get_family', 'anytime_figure', 'as_labels',
+           'check_classes', 'drop_labels', 'check_sampling', 'prepare_sampling', 'check_image_patch', 'pixel_gap',
+           'token_gap', 'guidance_mix', 'guided', 'sample_batched', 'as_options', 'GenerativeModel', 'train_family',
+           'save_model', 'load_model']
 
 # %% ../../nbs/05_family.ipynb #5bb78111
 @dataclass(frozen=True)
@@ -88,6 +88,28 @@ def get_family(name: str | Family) -> Family:
         _registered[name] = family
     return _registered[name]
 
+# %% ../../nbs/05_family.ipynb #72cd1456
+def anytime_figure(loops_max: int = 4, steps: int = 6, schedules: dict | None = None):
+    "Any-time sampling: the loops spent at each sampling step, for fixed loop counts and a per-step schedule, the same weights."
+    import matplotlib.pyplot as plt
+    schedules = schedules or {'L = 1 (cheapest)': [1] * steps, f'L = L_max = {loops_max}': [loops_max] * steps,
+                              'decreasing schedule': [max(1, round(loops_max - (loops_max - 1) * k / (steps - 1))) for k in range(steps)]}
+    fig, axes = plt.subplots(1, len(schedules), figsize=(3.1 * len(schedules), 2.8), sharey=True)
+    for ax, (name, loops) in zip(axes, schedules.items()):
+        for k, L in enumerate(loops):
+            for l in range(loops_max):
+                ax.add_patch(plt.Rectangle((k + 0.08, l + 0.08), 0.84, 0.84, fc='#4C72B0' if l < L else '#f0f0f0', ec='white'))
+        ax.set_xlim(0, steps); ax.set_ylim(0, loops_max); ax.set_aspect('equal')
+        ax.set_xticks([k + 0.5 for k in range(steps)], [str(k + 1) for k in range(steps)], fontsize=7)
+        ax.set_yticks([l + 0.5 for l in range(loops_max)], [str(l + 1) for l in range(loops_max)], fontsize=7)
+        ax.set_xlabel('sampling step (noisy → clean)', fontsize=7)
+        ax.set_title(f'{name}: {sum(loops)} block passes', fontsize=8)
+        for s in ax.spines.values(): s.set_visible(False)
+    axes[0].set_ylabel('loop of the block', fontsize=7)
+    fig.suptitle('Any-time inference: one set of weights; the loops per sampling step (filled) are chosen at sampling time', fontsize=8)
+    fig.tight_layout()
+    return fig
+
 # %% ../../nbs/05_family.ipynb #b7f17473
 def as_labels(labels) -> torch.Tensor:
     "`labels` as a tensor: a tensor stays where it is; a list becomes a CPU tensor (never silently moved to a default device)."
@@ -115,11 +137,7 @@ def check_sampling(steps: int, cfg_scale: float, loop_schedule, labels, n_classe
     if isinstance(cfg_scale, bool) or not isinstance(cfg_scale, numbers.Real) or not math.isfinite(cfg_scale) or cfg_scale < 0:
         raise ValueError(f"cfg_scale must be a finite number ≥ 0 (0 turns guidance off), got {cfg_scale!r}")
     check_classes(labels, n_classes)
-    if loop_schedule is None: return [check_loops(loops)[0]] * steps
-    schedule = list(loop_schedule)
-    if len(schedule) != steps: raise ValueError(f"loop_schedule has {len(schedule)} entries; it needs one per step ({steps})")
-    for l in schedule: check_loops(l)
-    return schedule
+    return [check_loops(loops)[0]] * steps if loop_schedule is None else check_schedule(loop_schedule, steps)
 
 def prepare_sampling(labels, steps: int, cfg_scale: float, loop_schedule, loops: int | list[int] | None, n_loops: int, n_classes: int,
                      generator: torch.Generator | None):
@@ -152,35 +170,16 @@ def token_gap(previous: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
 
 def _as_float(out): return [o.float() for o in out] if isinstance(out, list) else out.float()
 
-def guided(predict: Callable, inputs: tuple, labels: torch.Tensor, null_class: int, scale: float, **kw):
-    "Classifier-free guidance around `predict(*inputs, labels, **kw)`: (1+s)·f(x, c) − s·f(x, ∅) in one batched call (lists element-wise)."
-    if scale == 0: return _as_float(predict(*inputs, labels, **kw))
-    B = len(labels)
-    out = _as_float(predict(*(torch.cat([x, x]) for x in inputs), torch.cat([labels, torch.full_like(labels, null_class)]), **kw))
-    mix = lambda o: (1 + scale) * o[:B] - scale * o[B:]
+def guidance_mix(out, scale: float):
+    "(1+s)·f(x, c) − s·f(x, ∅) from one batch of predictions whose first half is conditional and second half null (lists element-wise)."
+    mix = lambda o: (1 + scale) * o[:len(o) // 2] - scale * o[len(o) // 2:]
     return [mix(o) for o in out] if isinstance(out, list) else mix(out)
 
-# %% ../../nbs/05_family.ipynb #72cd1456
-def anytime_figure(loops_max: int = 4, steps: int = 6, schedules: dict | None = None):
-    "Any-time sampling: the loops spent at each sampling step, for fixed loop counts and a per-step schedule, the same weights."
-    import matplotlib.pyplot as plt
-    schedules = schedules or {'L = 1 (cheapest)': [1] * steps, f'L = L_max = {loops_max}': [loops_max] * steps,
-                              'decreasing schedule': [max(1, round(loops_max - (loops_max - 1) * k / (steps - 1))) for k in range(steps)]}
-    fig, axes = plt.subplots(1, len(schedules), figsize=(3.1 * len(schedules), 2.8), sharey=True)
-    for ax, (name, loops) in zip(axes, schedules.items()):
-        for k, L in enumerate(loops):
-            for l in range(loops_max):
-                ax.add_patch(plt.Rectangle((k + 0.08, l + 0.08), 0.84, 0.84, fc='#4C72B0' if l < L else '#f0f0f0', ec='white'))
-        ax.set_xlim(0, steps); ax.set_ylim(0, loops_max); ax.set_aspect('equal')
-        ax.set_xticks([k + 0.5 for k in range(steps)], [str(k + 1) for k in range(steps)], fontsize=7)
-        ax.set_yticks([l + 0.5 for l in range(loops_max)], [str(l + 1) for l in range(loops_max)], fontsize=7)
-        ax.set_xlabel('sampling step (noisy → clean)', fontsize=7)
-        ax.set_title(f'{name}: {sum(loops)} block passes', fontsize=8)
-        for s in ax.spines.values(): s.set_visible(False)
-    axes[0].set_ylabel('loop of the block', fontsize=7)
-    fig.suptitle('Any-time inference: one set of weights; the loops per sampling step (filled) are chosen at sampling time', fontsize=8)
-    fig.tight_layout()
-    return fig
+def guided(predict: Callable, inputs: tuple, labels: torch.Tensor, null_class: int, scale: float, **kw):
+    "Classifier-free guidance around `predict(*inputs, labels, **kw)`: `guidance_mix` of one batched call on (x, c) and (x, ∅)."
+    if scale == 0: return _as_float(predict(*inputs, labels, **kw))
+    out = predict(*(torch.cat([x, x]) for x in inputs), torch.cat([labels, torch.full_like(labels, null_class)]), **kw)
+    return guidance_mix(_as_float(out), scale)
 
 # %% ../../nbs/05_family.ipynb #0d623cc7
 def sample_batched(sample: Callable, labels: torch.Tensor, batch: int = 250, seed: int = 0, device=None) -> torch.Tensor:
@@ -225,11 +224,13 @@ class GenerativeModel(nn.Module):
                                               generator=generator, opts=self.opts))
 
 def train_family(family: str | Family, size: str, train_cfg: TrainConfig, mode: str = 'ilsd', opts=None, run_dir=None,
-                 device=None, show_progress: bool = True, **ilsd_kw) -> tuple[GenerativeModel, TrainResult]:
-    "Train (or reload the finished run of) `family`'s model of body size `size`; returns `(model with its decoder, result)`."
+                 device=None, show_progress: bool = True, interrupt_after: int | None = None, **ilsd_kw) -> tuple[GenerativeModel, TrainResult]:
+    """Train (or reload the finished run of) `family`'s model of body size `size`; returns `(model with its decoder, result)`.
+    `interrupt_after`: stop after that many steps, unsaved (the zoo's replay of a shipped model's first steps, notebook 14a)."""
     fam = get_family(family); opts = as_options(fam, opts)
     net, result = run_training(fam.name, lambda: fam.build(size, opts), lambda ilsd_cfg: fam.loss(ilsd_cfg, opts), fam.data(opts),
-                               train_cfg, mode, (opts,), run_dir, device, show_progress, code=fam.training_code(), **ilsd_kw)
+                               train_cfg, mode, (opts,), run_dir, device, show_progress, code=fam.training_code(),
+                               interrupt_after=interrupt_after, **ilsd_kw)
     model = GenerativeModel(fam.name, size, opts, net, fam.decoder(opts))
     return model.to(next(net.parameters()).device).eval(), result
 

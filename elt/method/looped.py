@@ -12,8 +12,8 @@ import torch.nn.functional as F
 
 # %% auto #0
 __all__ = ['LAYER_COLOURS', 'WIDTHS', 'SPLITS', 'LOOPED_CONFIGS', 'SelfAttention', 'Layer', 'looped_block_figure', 'BodySize',
-           'LoopedConfig', 'check_loops', 'LoopedTransformer', 'looped_config', 'layer_flops', 'looped_flops',
-           'n_params', 'loop_updates']
+           'LoopedConfig', 'check_loops', 'check_schedule', 'LoopedTransformer', 'looped_config', 'layer_flops',
+           'looped_flops', 'n_params', 'loop_updates']
 
 # %% ../../nbs/02_looped.ipynb #9a9254a9
 class SelfAttention(nn.Module):
@@ -139,6 +139,16 @@ def check_loops(loops, exits=None) -> tuple[int, list[int]]:
     bad = [e for e in exits if isinstance(e, bool) or not isinstance(e, int) or not 1 <= e <= loops]
     if bad: raise ValueError(f"exits must be loop counts in 1..{loops} (the loops run), got {bad}")
     return loops, exits
+
+def check_schedule(schedule, steps: int, loops_max: int | None = None) -> list[int]:
+    """A loop schedule: one loop count ≥ 1 for each of a sampler's `steps` steps — at most `loops_max` where it is given (the
+    trained L_max, for the adaptive schedules of notebook 16; a sampler itself may extrapolate beyond it)."""
+    schedule = list(schedule)
+    if len(schedule) != steps:
+        raise ValueError(f"the loop schedule has {len(schedule)} loop counts but the sampler takes {steps} steps: it needs one per step ({steps})")
+    bad = [l for l in schedule if isinstance(l, bool) or not isinstance(l, int) or l < 1 or (loops_max is not None and l > loops_max)]
+    if bad: raise ValueError(f"loop counts must be ints {'≥ 1' if loops_max is None else f'in 1..{loops_max} (the trained L_max)'}, got {bad}")
+    return schedule
 
 class LoopedTransformer(nn.Module):
     "N unique layers applied L times; `forward(x, loops=L, exits=[...])` returns the state after each requested loop."

@@ -254,8 +254,10 @@ def stale_run(run_dir: Path, steps: int) -> Path | None:
 from .ilsd import ILSDConfig
 
 def run_training(kind: str, build: Callable[[], nn.Module], make_loss: Callable, data, train_cfg: TrainConfig, mode: str = 'ilsd',
-                 extra_cfgs: tuple = (), run_dir=None, device=None, show_progress: bool = True, code: str = '', **ilsd_kw):
-    "Train `build()` with `make_loss(ilsd_cfg)` on `data`; cached under `data/runs/` by configuration and `code`. Returns `(model, result)`."
+                 extra_cfgs: tuple = (), run_dir=None, device=None, show_progress: bool = True, code: str = '',
+                 interrupt_after: int | None = None, **ilsd_kw):
+    """Train `build()` with `make_loss(ilsd_cfg)` on `data`; cached under `data/runs/` by configuration and `code`. Returns `(model, result)`.
+    `interrupt_after`: stop after that many steps without saving (`train`'s simulated kill; a replay of a run's first steps)."""
     seed_everything(train_cfg.seed); model = build()
     if model.cfg.n_loops == 1: mode = 'vanilla'
     ilsd_cfg = ILSDConfig(loops_max=model.cfg.n_loops, mode=mode, **ilsd_kw)
@@ -263,6 +265,6 @@ def run_training(kind: str, build: Callable[[], nn.Module], make_loss: Callable,
         run_dir = run_dir_for(kind, model.cfg, train_cfg, ilsd_cfg, *extra_cfgs, code=code)
         if code and reuse_stale() and not _finished(run_dir, train_cfg.steps) and (old := stale_run(run_dir, train_cfg.steps)):
             note_stale('model', old, old.name.rsplit('-', 1)[1], code); run_dir = old
-    result = train(model, make_loss(ilsd_cfg), data, train_cfg, run_dir, device, show_progress)
+    result = train(model, make_loss(ilsd_cfg), data, train_cfg, run_dir, device, show_progress, interrupt_after)
     if result.ema is not None: model.load_state_dict(result.ema)
     return model, result
