@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 DATA := data/FashionMNIST/raw/t10k-labels-idx1-ubyte
 BROWSER := /usr/bin/chromedriver
 
-.PHONY: test figures zoo certify train-speed student docs setup data browser lab readme export clean-nbs sync-check help
+.PHONY: test figures zoo certify train-speed student docs executed setup data browser lab readme export clean-nbs sync-check help
 
 help:
 	@echo "make test      run every notebook's tests (nbdev_test) and pytest"
@@ -22,6 +22,7 @@ help:
 	@echo "make student   write the student release (no solutions, no hidden checks) to student/ (STUDENT=path); grade with python -m elt.course grade"
 	@echo "make lab       open the notebooks in JupyterLab"
 	@echo "make docs      render every notebook into the book, _book/index.html (nbconvert, math offline)"
+	@echo "make executed  rerun the library notebooks that changed into executed/, the copies readers see with outputs (FORCE=1: all)"
 	@echo "make readme    regenerate README.md and figures/README.md from nbs/index.ipynb and nbs/results.ipynb"
 	@echo "make export    notebooks -> elt/ (nbdev_export) and nbdev_clean"
 
@@ -82,6 +83,10 @@ student: $(STAMP)
 # The book: every notebook rendered with nbconvert (library notebooks executed), navigation in the paper's order.
 docs: $(STAMP) $(DATA)
 	$(BIN)/python -m elt.docs
+
+# The executed copies of the library notebooks (executed/): reruns those whose notebook changed; FORCE=1 reruns every one.
+executed: $(STAMP) $(DATA)
+	$(BIN)/python -m elt.docs --executed $(if $(FORCE),--force)
 
 lab: $(STAMP) $(DATA)
 	$(BIN)/jupyter lab nbs

@@ -8,7 +8,8 @@ import contextlib, dataclasses, functools, math, os, platform, re, statistics
 from pathlib import Path
 from typing import Callable
 import torch
-from .core import autocast, bf16_supported, get_device, interleaved_timings, seed_everything, timing_summary
+from .core import autocast, bf16_supported, get_device, seed_everything
+from .timing import interleaved_timings, timing_summary
 from .method.looped import n_params
 from .families.maskgit import MaskGIT, MaskGITConfig, maskgit_flops, maskgit_sample
 

@@ -4,13 +4,15 @@
 
 # %% ../nbs/15a_docs.ipynb #098d34be
 from __future__ import annotations
-import concurrent.futures as cf, html, os, re, shutil, sys, time
+import concurrent.futures as cf, hashlib, html, json, os, re, shutil, sys, time
 from pathlib import Path
-from .core import project_root
+from .core import ensure_dir, project_root, write_text_atomic
+from .provenance import git_commit
 
 # %% auto #0
-__all__ = ['BOOK', 'MATHJAX_CONFIG', 'SKIP_FLAGS', 'book_pages', 'page_title', 'html_path', 'navigation', 'render_page',
-           'executed', 'mathjax_dir', 'build_book', 'main']
+__all__ = ['BOOK', 'MATHJAX_CONFIG', 'SKIP_FLAGS', 'EXECUTED', 'FRONT_PAGES', 'book_pages', 'page_title', 'html_path',
+           'navigation', 'render_page', 'executed', 'library_notebooks', 'source_key', 'copy_link', 'copy_of',
+           'stale_copies', 'write_executed', 'mathjax_dir', 'build_book', 'main']
 
 # %% ../nbs/15a_docs.ipynb #cf8dbe9f
 BOOK = {
@@ -18,14 +20,14 @@ BOOK = {
     'The method': ['02_looped.ipynb', '03_ilsd.ipynb', '04_train.ipynb'],
     'Generative families': ['05_family.ipynb', '06_tokenizer.ipynb', '07_maskgit.ipynb', '08_diffusion.ipynb', '09_flow.ipynb', '10_video.ipynb'],
     'Measuring': ['11_metrics.ipynb', '12_bench.ipynb'],
-    'The reproduction': ['13_results.ipynb', '13b_verdict.ipynb', '14_reproduce.ipynb', '14a_zoo.ipynb', '14b_train_speed.ipynb', '14c_claims.ipynb', '15_run.ipynb', '15b_pages.ipynb', '15a_docs.ipynb'],
+    'The reproduction': ['13a_bookkeeping.ipynb', '13_results.ipynb', '13b_verdict.ipynb', '14_reproduce.ipynb', '14a_zoo.ipynb', '14b_train_speed.ipynb', '14c_claims.ipynb', '15_run.ipynb', '15b_pages.ipynb', '15a_docs.ipynb'],
     'Experiments': ['experiments/data_overview.ipynb', 'experiments/anytime.ipynb', 'experiments/iso_compute.ipynb',
                     'experiments/convergence.ipynb', 'experiments/ilsd_ablations.ipynb', 'experiments/update_norms.ipynb',
                     'experiments/extrapolation.ipynb', 'experiments/video.ipynb', 'experiments/adaptive.ipynb',
-                    'experiments/viewer.ipynb', 'experiments/zoo_scaling.ipynb', 'experiments/claims.ipynb', 'experiments/throughput.ipynb'],
+                    'experiments/viewer.ipynb', 'experiments/zoo_scaling.ipynb', 'experiments/references.ipynb', 'experiments/claims.ipynb', 'experiments/throughput.ipynb'],
     'Beyond the paper': ['16_adaptive.ipynb', '16b_adaptive_study.ipynb', '17_viewer.ipynb'],
     'Course': ['teaching.ipynb', 'guide.ipynb', '00a_exercises.ipynb', '00b_course.ipynb'],
-    'Plumbing': ['00_core.ipynb', '01_data.ipynb'],
+    'Plumbing': ['00_core.ipynb', '00c_provenance.ipynb', '00d_timing.ipynb', '01_data.ipynb'],
     'Solutions': 'solutions/*.ipynb',
 }
 
@@ -109,6 +111,64 @@ def executed(notebook: Path, timeout: int = 900):
         raise RuntimeError(f"{notebook} failed while executing it for the book: {str(e).splitlines()[-1]}") from None
     return nb
 
+# %% ../nbs/15a_docs.ipynb #b070db59
+EXECUTED = 'executed'                                 # the executed copies' folder, beside nbs/
+FRONT_PAGES = ('index.ipynb', 'results.ipynb')        # rendered as README.md and figures/README.md instead
+
+def library_notebooks(nbs: Path | None = None) -> list[Path]:
+    "The notebooks directly under `nbs/`, in the book's order, but the two front pages: those with executed copies."
+    nbs = Path(nbs or project_root()/'nbs')
+    return [nb for _, nb in book_pages(nbs) if nb.parent == nbs and nb.name not in FRONT_PAGES]
+
+def source_key(notebook: Path) -> str:
+    "A short hash of a notebook's cells, their types and sources (outputs and metadata aside): what a copy was run from."
+    cells = json.loads(Path(notebook).read_text())['cells']
+    return hashlib.sha256(json.dumps([(c['cell_type'], ''.join(c['source'])) for c in cells]).encode()).hexdigest()[:12]
+
+def copy_link(name: str) -> str:
+    "The line in the first cell of library notebook `name` that leads to its executed copy."
+    return f"Read it with its outputs: [`executed/{name}`](../executed/{name}) (`make executed` reruns the copies of changed notebooks)."
+
+def copy_of(notebook: Path, out: Path | None = None) -> Path:
+    return Path(out or project_root()/EXECUTED)/Path(notebook).name
+
+def stale_copies(out: Path | None = None, nbs: Path | None = None) -> list[Path]:
+    "Library notebooks whose executed copy is missing, or was run from other cells than the notebook holds now."
+    def key(copy: Path):
+        try: return json.loads(copy.read_text())['metadata']['elt']['source_key']
+        except (OSError, ValueError, KeyError, TypeError): return None
+    return [nb for nb in library_notebooks(nbs) if key(copy_of(nb, out)) != source_key(nb)]
+
+def _executed_copy(notebook: Path) -> tuple[Path, str, float]:
+    import nbformat
+    t, commit = time.time(), git_commit()
+    nb = executed(notebook)
+    for c in nb.cells: c.metadata.pop('execution', None)              # nbclient's timestamps: noise in every diff
+    made = f"commit `{commit[:12]}`" + (" with uncommitted changes" if commit.endswith('-dirty') else '') if commit != 'unknown' else 'an unknown commit'
+    nb.cells[0].source = nb.cells[0].source.replace(copy_link(notebook.name),
+        f"*The executed copy of [`nbs/{notebook.name}`](../nbs/{notebook.name}), run at {made} by `make executed`; "
+        "the cells flagged `slow` or `exercise` are left out.*")
+    nb.metadata['elt'] = {'source_key': source_key(notebook), 'git_commit': commit}
+    return notebook, nbformat.writes(nb), time.time() - t
+
+def write_executed(out: Path | None = None, only: list[str] | None = None, force: bool = False, workers: int = 2) -> list[Path]:
+    """Execute the library notebooks whose copies are stale (every one with `force`; `only` these names) and write their
+    copies to `out` (default `executed/`); copies of notebooks that no longer exist are removed. Returns what was run."""
+    out, names = Path(out or project_root()/EXECUTED), [nb.name for nb in library_notebooks()]
+    if only is not None and (unknown := sorted(set(only) - set(names))):
+        raise ValueError(f"no library notebook {unknown}: executed copies are made of {names}")
+    todo = [nb for nb in (library_notebooks() if force else stale_copies(out)) if only is None or nb.name in only]
+    ensure_dir(out, 'folder of the executed copies')
+    for orphan in sorted(set(p.name for p in out.glob('*.ipynb')) - set(names)):
+        (out/orphan).unlink(); print(f"removed executed/{orphan}: its notebook is gone")
+    t0 = time.time()
+    with cf.ProcessPoolExecutor(max(1, workers)) as pool:
+        for i, (notebook, text, secs) in enumerate(pool.map(_executed_copy, todo), 1):
+            write_text_atomic(copy_of(notebook, out), text)
+            print(f"[{i}/{len(todo)}] {EXECUTED}/{notebook.name} ({secs:.0f} s, {len(text) / 1e6:.2f} MB)", flush=True)
+    print(f"{len(todo)} executed copies written in {time.time() - t0:.0f} s" if todo else "every executed copy is current")
+    return todo
+
 # %% ../nbs/15a_docs.ipynb #cb080a56
 def mathjax_dir() -> Path:
     "MathJax 2.7's files, from the jupyter-server-mathjax wheel; a clear error when it is not installed."
@@ -128,8 +188,8 @@ def _page(args) -> tuple[str, str, float]:
 def build_book(out: Path | None = None, only: list[str] | None = None, execute: bool = True, profile: str = 'default',
                workers: int = 2) -> Path:
     """Render the book into `out` (default `_book/`): `only` a few notebooks (names relative to `nbs/`, for tests), the rest
-    of the navigation still listed. Library and solution notebooks are executed when `execute`; experiment notebooks show
-    `.scratch/runs/<profile>/<name>.ipynb` when it exists."""
+    of the navigation still listed. A library notebook shows its current executed copy; without one, library and solution
+    notebooks are executed when `execute`; experiment notebooks show `.scratch/runs/<profile>/<name>.ipynb` when it exists."""
     import nbformat
     root = project_root(); nbs, book = root/'nbs', Path(out or root/'_book')
     pages = book_pages(nbs)
@@ -137,9 +197,9 @@ def build_book(out: Path | None = None, only: list[str] | None = None, execute: 
     chosen = [nb for _, nb in pages if only is None or nb.relative_to(nbs).as_posix() in only]
     if only is not None and len(chosen) != len(only):
         raise ValueError(f"unknown notebooks {sorted(set(only) - {nb.relative_to(nbs).as_posix() for nb in chosen})}; they are relative to nbs/")
-    runs = root/'.scratch'/'runs'/profile
-    jobs = [(nb, execute and nb.parent.name != 'experiments', runs/nb.name if nb.parent.name == 'experiments' and (runs/nb.name).exists() else None)
-            for nb in chosen]
+    runs, current = root/'.scratch'/'runs'/profile, set(library_notebooks(nbs)) - set(stale_copies(nbs=nbs))
+    source = lambda nb: copy_of(nb) if nb in current else runs/nb.name if nb.parent.name == 'experiments' and (runs/nb.name).exists() else None
+    jobs = [(nb, execute and nb.parent.name != 'experiments' and nb not in current, source(nb)) for nb in chosen]
     if book.exists(): shutil.rmtree(book)
     shutil.copytree(mathjax_dir(), book/'mathjax')
     shutil.copytree(root/'figures', book/'figures')
@@ -156,13 +216,16 @@ def build_book(out: Path | None = None, only: list[str] | None = None, execute: 
     return book/'index.html'
 
 def main(argv=None):
-    "Command line: `python -m elt.docs [--only NB ...] [--no-execute]`."
+    "Command line: `python -m elt.docs [--only NB ...] [--no-execute]`; `--executed [--force]` writes the executed copies instead."
     import argparse
-    ap = argparse.ArgumentParser(description='Render the notebooks into the book (_book/).')
+    ap = argparse.ArgumentParser(description='Render the notebooks into the book (_book/), or (--executed) write the executed copies (executed/).')
     ap.add_argument('--only', nargs='*', help='notebooks relative to nbs/, e.g. 02_looped.ipynb')
     ap.add_argument('--no-execute', action='store_true', help='render the notebooks as stored (no outputs for the library ones)')
+    ap.add_argument('--executed', action='store_true', help='write the executed copies of the library notebooks whose copy is stale')
+    ap.add_argument('--force', action='store_true', help='with --executed: rerun every library notebook')
     ap.add_argument('--out', default=None)
     args = ap.parse_args(argv)
-    build_book(Path(args.out) if args.out else None, args.only, not args.no_execute)
+    if args.executed: write_executed(Path(args.out) if args.out else None, args.only, args.force)
+    else: build_book(Path(args.out) if args.out else None, args.only, not args.no_execute)
 
 if __name__ == '__main__' and not hasattr(sys, 'ps1') and 'ipykernel' not in sys.modules: main()

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from elt.core import CheckpointError, DeviceError, StorageError, get_device, load_checkpoint, save_checkpoint, save_results
+from elt.core import CheckpointError, DeviceError, StorageError, get_device, load_checkpoint, save_checkpoint
+from elt.experiments.bookkeeping import save_results
 from elt.experiments.reproduce import Recipe, _eval_path, evaluate_loops, train_model
 from elt.method.train import TrainConfig, read_log, train
 

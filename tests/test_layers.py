@@ -14,12 +14,14 @@ LAYERS = [
     'elt.experiments.train_speed | elt.experiments.claims | elt.experiments.adaptive',
     'elt.experiments.zoo : elt.experiments.reproduce',      # the models: recipes, training, the shipped zoo, the evaluation cache
     'elt.experiments.results | elt.experiments.verdict',    # the results schema; the verdict rule (pure statistics)
+    'elt.experiments.bookkeeping',                          # papermill's parameters guard, the results file
     'elt.bench',                                            # kernel-free throughput benchmarks
     'elt.families',                                         # masked, diffusion, flow, video
     'elt.evaluation',                                       # metrics
     'elt.method',                                           # the looped block, ILSD, training, the family protocol, adaptive loops
     'elt.data | elt.exercises',
-    'elt.core',
+    'elt.provenance | elt.timing',                          # code hashes, the commit, stale reuse; timing side by side
+    'elt.core',                                             # seeding, devices, checkpoints
 ]
 
 

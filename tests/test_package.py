@@ -39,6 +39,13 @@ def test_notebooks_and_package_in_sync(tmp_path):
         assert not changed, f'out of sync (edit the notebooks, then run `make export`): {changed}'
 
 
+def test_the_executed_copies_are_current():
+    "Every library notebook's executed copy (executed/, what a reader sees with outputs) was run from the cells it holds now."
+    from elt.docs import stale_copies
+    stale = [nb.name for nb in stale_copies()]
+    assert not stale, f"the executed copies of {stale} are missing or were run from other cells: run `make executed` and commit executed/"
+
+
 def test_readme_generated_from_index():
     from elt.experiments.pages import PAGES, readme_markdown
     for notebook, page in PAGES.items():

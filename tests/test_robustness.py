@@ -6,7 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from elt.core import CheckpointError, load_checkpoint, package_code_hash, save_checkpoint, save_results
+from elt.core import CheckpointError, load_checkpoint, save_checkpoint
+from elt.provenance import package_code_hash
+from elt.experiments.bookkeeping import save_results
 from elt.experiments.reproduce import Recipe, _eval_path, evaluate_loops, sample_grid, train_model
 from elt.method.train import TrainConfig, train
 
@@ -30,7 +32,7 @@ TINY_DATA = (torch.randn(64, 4, generator=torch.Generator().manual_seed(0)), tor
 
 # 1. Stale results after a code change
 def test_1_an_edited_loss_is_called_not_skipped(runs, monkeypatch, capsys):
-    import elt.core, elt.families.diffusion as diffusion
+    import elt.provenance, elt.families.diffusion as diffusion
     first = train_model(RECIPE, '2x2', show_progress=False)
     def edited(*args, **kw): raise RuntimeError('the edited diffusion_loss ran')
     monkeypatch.setattr(diffusion, 'diffusion_loss', edited)
@@ -38,7 +40,7 @@ def test_1_an_edited_loss_is_called_not_skipped(runs, monkeypatch, capsys):
         train_model(RECIPE, '2x2', show_progress=False)
     # the explicit, loud way to reuse what other code made
     monkeypatch.setenv('ELT_REUSE_STALE', '1')
-    monkeypatch.setattr(elt.core, 'STALE_REUSED', [])
+    monkeypatch.setattr(elt.provenance, 'STALE_REUSED', [])
     reused = train_model(RECIPE, '2x2', show_progress=False)
     assert reused.run_dir == first.run_dir
     assert 'STALE MODEL REUSED (ELT_REUSE_STALE=1)' in capsys.readouterr().err
@@ -59,7 +61,7 @@ def test_1_an_edited_metric_rescores(runs, monkeypatch):
 def test_1_code_hash_follows_file_edits_not_comments(tmp_path):
     "A copy of the package, edited on disk as a student would: a code change moves the hash, a comment does not."
     shutil.copytree(ROOT / 'elt', tmp_path / 'elt', ignore=shutil.ignore_patterns('__pycache__'))
-    probe = [sys.executable, '-c', "from elt.core import code_hash; print(code_hash('elt.families.diffusion'), code_hash('elt.families.maskgit'))"]
+    probe = [sys.executable, '-c', "from elt.provenance import code_hash; print(code_hash('elt.families.diffusion'), code_hash('elt.families.maskgit'))"]
     run = lambda: subprocess.run(probe, cwd=tmp_path, env={**os.environ, 'PYTHONPATH': str(tmp_path)}, capture_output=True,
                                  text=True, check=True).stdout.split()
     before = run()

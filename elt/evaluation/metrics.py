@@ -12,7 +12,8 @@ import torch.nn.functional as F
 import torch_fidelity
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
-from ..core import code_hash, data_dir, get_device, seed_everything, sha256_file
+from ..core import data_dir, get_device, seed_everything, sha256_file
+from ..provenance import code_hash
 from ..method.family import check_classes
 from ..data import fashion_mnist
 

@@ -6,7 +6,8 @@
 from __future__ import annotations
 import math, time
 import torch
-from ..core import code_hash, config_key, source_hash
+from ..core import config_key
+from ..provenance import code_hash, source_hash
 from ..method.adaptive import HaltingModel, calibrate, make_schedule, norm_schedule, tau_candidates
 from ..method.family import sample_batched
 from ..method.looped import check_schedule, loop_updates

@@ -8,16 +8,16 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
-from ..core import output_dir
+from .bookkeeping import output_dir
 from .verdict import FACT, NotMeasured, Verdict, View, combine, fmt, lower, mean_std, resampled_pairs, sampling_variance, stability, within
-from .results import Ablations, Adaptive, Anytime, Claim, Claims, Convergence, IsoCompute, Video, load_results
+from .results import Ablations, Adaptive, Anytime, Claim, Claims, Convergence, IsoCompute, References, Video, load_results
 from .zoo import provenance
 from ..method.family import get_family
 
 # %% auto #0
 __all__ = ['PARITY', 'ILSD', 'MONOTONE', 'EXTRAPOLATION', 'TOO_FEW_LAYERS', 'CONVERGENCE', 'VIDEO_PARITY', 'VIDEO_STEPS',
            'VIDEO_BEYOND', 'CALIBRATED', 'SCHEDULES', 'CLAIMS', 'Evidence', 'second_metric', 'Row', 'ClaimSpec',
-           'per_family', 'judge', 'in_second_metric', 'check_claims', 'claims_markdown']
+           'per_family', 'judge', 'in_second_metric', 'check_claims', 'reference_lines', 'claims_markdown']
 
 # %% ../../nbs/14c_claims.ipynb #d69558d4
 @dataclass
@@ -29,6 +29,7 @@ class Evidence:
     ablations: Ablations | None = None
     video: Video | None = None
     adaptive: Adaptive | None = None
+    references: References | None = None   # the floor (real images) and the tokenizer's ceiling at each family's n
     tolerance: float = 0.10                 # parity: A at most (1 + tolerance)·B
     effect: float = 0.10                    # ordering: a gap the data must be able to see
     small_effect: float = 0.05              # the claims about small changes (extrapolation, the video loop sweep)
@@ -47,7 +48,7 @@ class Evidence:
         "The results in `out_dir` (`<family>_anytime` for every family is required; the rest is read where it exists)."
         optional = lambda name: load_results(name, out_dir) if (output_dir(out_dir)/f'{name}.json').exists() else None
         return cls({fam: load_results(f'{fam}_anytime', out_dir) for fam in families}, optional('iso_compute'), optional('convergence'),
-                   optional('ilsd_ablations'), optional('video'), optional('adaptive'), **effects)
+                   optional('ilsd_ablations'), optional('video'), optional('adaptive'), references=optional('references'), **effects)
 
     def seeds(self, fams) -> dict[str, list[int]]: return {f: self.anytime[f].seeds for f in fams}
 
@@ -299,6 +300,27 @@ def check_claims(ev: Evidence, claims: list[ClaimSpec] | None = None) -> Claims:
              for f, a in ev.anytime.items()}
     return Claims(out, noise)
 
+def reference_lines(ev: Evidence) -> list[str]:
+    """What the families' metrics call perfect at their n (`references.json`): real images (the floor; one line for the
+    families scored alike at one n), and, for a family whose decoder encodes, its tokenizer's reconstructions of the same
+    images (its ceiling: every sample is decoded from tokens). Nothing without the file."""
+    if ev.references is None: return []
+    def said(family: str, what: str) -> str | None:
+        a = ev.anytime[family]; metrics = [a.metric] + ([m] if (m := second_metric(a.metric)) else [])
+        rows = [r for r in ev.references.of(family, what, a.recipe['n_samples']) if all(m in r.scores for m in metrics)]
+        if not rows: return None
+        value = lambda m: sum(r.scores[m] for r in rows) / len(rows)
+        span = lambda m: f" ({min(r.scores[m] for r in rows):.3g}–{max(r.scores[m] for r in rows):.3g})" if len(rows) > 1 else ''
+        return ', '.join(f"{m} {value(m):.3g}{span(m)}" for m in metrics) + f" (mean of {len(rows)} draw{'s' * (len(rows) > 1)})"
+    floors = {}                                              # (n, what it says) → the families it holds for
+    for f, a in ev.anytime.items():
+        if (real := said(f, 'real images')): floors.setdefault((a.recipe['n_samples'], real), []).append(f)
+    lines = [f"What the metric calls perfect at n = {n} (`references.json`: real {ev.references.split} images, scored against the test "
+             f"set as the samples of {' and '.join(fams)} are): {real}." for (n, real), fams in floors.items()]
+    lines += [f"The {f} tokenizer's reconstructions of the same images score {tokens}: the best a {f} sample, decoded from tokens, can reach."
+              for f in ev.anytime if (tokens := said(f, 'tokenizer reconstructions'))]
+    return lines
+
 def claims_markdown(results: Claims, ev: Evidence) -> str:
     "The page `claims.md`: how to read it, the full table (sources, tally, legend), and the ILSD ablations."
     lines = ['# The paper\'s claims, checked at our scale', '',
@@ -314,6 +336,7 @@ def claims_markdown(results: Claims, ev: Evidence) -> str:
              "ν, its degrees of freedom; the effect each claim must show is declared in its own column. "
              "Rows marked *beyond the paper* test a claim on a family the paper did not try.", '',
              *[f'{said}\n' for f, a in ev.anytime.items() if (said := provenance(f, a.recipe))],    # models from the zoo: which code
+             *[f'{line}\n' for line in reference_lines(ev)],                                          # the floor and the tokenizer's ceiling
              results.table(sources=True)]
     if ev.ablations is not None:
         ab = ev.ablations

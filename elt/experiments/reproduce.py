@@ -12,7 +12,8 @@ from typing import Callable
 import torch
 import copy
 import torch.nn as nn
-from ..core import StorageError, atomic_write, autocast, bf16_supported, check_field_types, get_device, source_hash, config_key, load_checkpoint, note_stale, reuse_stale, write_text_atomic
+from ..core import StorageError, atomic_write, autocast, bf16_supported, check_field_types, get_device, config_key, load_checkpoint, write_text_atomic
+from ..provenance import source_hash, note_stale, reuse_stale
 from ..evaluation.metrics import class_grid
 from .results import SeedRun
 from .verdict import by_loops, mean_std

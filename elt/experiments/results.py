@@ -7,13 +7,14 @@ from __future__ import annotations
 import dataclasses, json, typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from ..core import output_dir
+from .bookkeeping import output_dir
 
 # %% auto #0
 __all__ = ['VERDICTS', 'VERDICT_LEGEND', 'SCHEMAS', 'SeedRun', 'Anytime', 'SplitScores', 'IsoCompute', 'Pareto', 'Curve',
            'Convergence', 'Variant', 'Ablations', 'UpdateNorms', 'ExtraCurve', 'Extrapolation', 'Video', 'Claim',
            'Claims', 'AdaptiveRun', 'Adaptive', 'Throughput', 'SampleGrid', 'VideoFrames', 'DataImages', 'DataClips',
-           'Viewer', 'TrainSpeed', 'Scaling', 'ResultsError', 'schema_of', 'load_record', 'load_results']
+           'Viewer', 'TrainSpeed', 'Scaling', 'Reference', 'References', 'ResultsError', 'schema_of', 'load_record',
+           'load_results']
 
 # %% ../../nbs/13_results.ipynb #4acb876f
 @dataclass
@@ -360,8 +361,39 @@ class Scaling:
     tables: dict[str, str]                     # family → the markdown table (`scaling_table`)
     budget: dict[str, str]                     # family → whether the curves had stopped moving at the budget (`budget_settled`)
 
+@dataclass
+class Reference:
+    "One set of real images scored as the samples are: the images themselves, or a family's decoder's reconstructions of them."
+    what: str                                  # 'real images' or 'tokenizer reconstructions'
+    family: str                                # whose metrics scored it (and, for reconstructions, whose decoder made them)
+    n: int                                     # images, as many as the family's samples per entry
+    seed: int                                  # the draw of the images
+    scores: dict[str, float]                   # the family's metrics, against the test set like every sample
+
+@dataclass
+class References:
+    "What the metric calls perfect at the claims' n: real images, and the tokenizer's reconstructions (the best a masked model can reach)."
+    SCHEMA = 'references'
+    split: str                                 # where the images come from; the samples' reference set is the test split
+    rows: list[Reference]
+
+    def of(self, family: str, what: str, n: int) -> list[Reference]: return [r for r in self.rows if (r.family, r.what, r.n) == (family, what, n)]
+
+    def table(self) -> str:
+        "One row per family, kind of images and n: each metric's mean over the draws, (min–max) where there are several."
+        groups, metrics = {}, [m for m in ('FID-FMNIST', 'KID-FMNIST', 'class_consistency') if any(m in r.scores for r in self.rows)]
+        for r in self.rows: groups.setdefault((r.family, r.what, r.n), []).append(r)
+        def cell(rs, m):
+            if not all(m in r.scores for r in rs): return '—'
+            xs = [r.scores[m] for r in rs]
+            return f"{sum(xs) / len(xs):.3g}" + (f" ({min(xs):.3g}–{max(xs):.3g})" if len(xs) > 1 else '')
+        lines = ['| family | images | n | draws | ' + ' | '.join(metrics) + ' |', '|---|---|---|---|' + '---|' * len(metrics)]
+        lines += [f"| {fam} | {what} ({self.split} split) | {n} | {len(rs)} | " + ' | '.join(cell(rs, m) for m in metrics) + ' |'
+                  for (fam, what, n), rs in groups.items()]
+        return '\n'.join(lines)
+
 SCHEMAS = {c.SCHEMA: c for c in (Anytime, IsoCompute, Pareto, Convergence, Ablations, UpdateNorms, Extrapolation, Video, Claims, Throughput,
-                                  Adaptive, SampleGrid, VideoFrames, DataImages, DataClips, Viewer, TrainSpeed, Scaling)}
+                                  Adaptive, SampleGrid, VideoFrames, DataImages, DataClips, Viewer, TrainSpeed, Scaling, References)}
 
 # %% ../../nbs/13_results.ipynb #6bb054bc
 class ResultsError(ValueError):

@@ -35,6 +35,7 @@ def _reproduction(families: dict, video: dict, seeds: list, split: str, converge
         'adaptive': dict(recipes={f: {**r, **({'n_samples': sizes['adaptive_samples']} if 'adaptive_samples' in sizes else {})}
                                   for f, r in families.items()}, split=split, seeds=seeds, **sizes.get('adaptive', {})),
         **({'viewer': dict(family=viewer, recipe=families[viewer], split=split, seed=seeds[0])} if viewer in families else {}),
+        'references': dict(recipes=families, draws=sampling_seeds if len(sampling_seeds) > 1 else [0, 1]),
         'claims': dict(families=list(families)),
     }
 
@@ -117,7 +118,7 @@ def experiment_plan(profile: str, only: list[str] | None = None) -> list[tuple[s
 def check_parameters(name: str, params: dict):
     """Refuse, before any work, a parameter that experiment `name`'s notebook does not declare, a value of another type than its
     default, or a recipe its family does not accept."""
-    from elt.core import _assigned_names, _literal_defaults, type_problem
+    from elt.experiments.bookkeeping import _assigned_names, _literal_defaults, type_problem
     from elt.experiments.reproduce import Recipe
     cells = json.loads((project_root()/'nbs'/'experiments'/f'{NOTEBOOKS.get(name, name)}.ipynb').read_text())['cells']
     source = next(''.join(c['source']) for c in cells if 'parameters' in c.get('metadata', {}).get('tags', []))

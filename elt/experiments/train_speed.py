@@ -7,7 +7,9 @@ from __future__ import annotations
 import argparse, dataclasses, json, multiprocessing as mp, statistics, sys, time
 from dataclasses import dataclass, field
 import torch
-from ..core import ParameterGuard, get_device, save_results, timing_summary
+from ..core import get_device
+from ..timing import timing_summary
+from .bookkeeping import ParameterGuard, save_results
 from .results import TrainSpeed
 from .reproduce import Recipe
 from .zoo import ZOO_RECIPES

@@ -9,7 +9,8 @@ from functools import lru_cache
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
-from ..core import data_dir, ensure_dir, get_device, git_commit, sha256_file, write_text_atomic
+from ..core import data_dir, ensure_dir, get_device, sha256_file, write_text_atomic
+from ..provenance import git_commit
 from .reproduce import Recipe, Trained, evaluate_loops, is_unique, train_model, training_mode
 from .verdict import fmt, lower, mean_std, within
 from ..method.family import GenerativeModel, load_model, save_model

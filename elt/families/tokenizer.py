@@ -10,7 +10,8 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from ..core import CheckpointError, code_hash, config_key, data_dir, load_checkpoint, save_checkpoint
+from ..core import CheckpointError, config_key, data_dir, load_checkpoint, save_checkpoint
+from ..provenance import code_hash
 from ..data import fashion_mnist
 
 # %% auto #0

@@ -8,7 +8,8 @@ import dataclasses, time
 from dataclasses import dataclass
 from pathlib import Path
 import torch
-from ..core import code_hash, config_key, data_dir, source_hash
+from ..core import config_key, data_dir
+from ..provenance import code_hash, source_hash
 from ..data import moving_fashion_mnist
 import torch.nn as nn
 from ..evaluation.metrics import evaluate_video

@@ -10,7 +10,8 @@ from typing import Callable
 import torch
 import torch.nn as nn
 from pathlib import Path
-from ..core import CheckpointError, _weights_mismatch, atomic_write, code_hash, config_diff, get_device, load_checkpoint
+from ..core import CheckpointError, _weights_mismatch, atomic_write, config_diff, get_device, load_checkpoint
+from ..provenance import code_hash
 from .ilsd import per_sample_mse
 from .looped import check_loops, check_schedule
 from .train import TrainConfig, TrainResult, run_training

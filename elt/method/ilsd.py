@@ -9,7 +9,8 @@ from typing import Callable, NamedTuple
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from ..core import autocast, interleaved_timings, seed_everything, timing_summary
+from ..core import autocast, seed_everything
+from ..timing import interleaved_timings, timing_summary
 from .looped import LoopedConfig, LoopedTransformer, _arrow, _box, _unrolled, check_loops
 
 # %% auto #0

@@ -11,8 +11,9 @@ from typing import Callable
 import torch
 import torch.nn as nn
 from tqdm import tqdm
-from ..core import (StorageError, autocast, check_field_types, ensure_dir, config_key, data_dir, get_device, load_checkpoint, note_stale, remove_stale_tmp, reuse_stale,
+from ..core import (StorageError, autocast, check_field_types, ensure_dir, config_key, data_dir, get_device, load_checkpoint, remove_stale_tmp,
                       save_checkpoint, seed_everything, write_text_atomic)
+from ..provenance import note_stale, reuse_stale
 
 # %% auto #0
 __all__ = ['OPTIMIZERS', 'TrainConfig', 'lr_at', 'TrainResult', 'read_log', 'RunLock', 'train', 'run_dir_for', 'stale_run',
