@@ -144,7 +144,7 @@ def _executed_copy(notebook: Path) -> tuple[Path, str, float]:
     t, commit = time.time(), git_commit()
     nb = executed(notebook)
     for c in nb.cells: c.metadata.pop('execution', None)              # nbclient's timestamps: noise in every diff
-    made = f"commit `{commit[:12]}`" + (" with uncommitted changes" if commit.endswith('-dirty') else '') if commit != 'unknown' else 'an unknown commit'
+    made = 'an unknown commit' if commit == 'unknown' else f"commit `{commit[:12]}`" + (' with uncommitted changes' * commit.endswith('-dirty'))
     nb.cells[0].source = nb.cells[0].source.replace(copy_link(notebook.name),
         f"*The executed copy of [`nbs/{notebook.name}`](../nbs/{notebook.name}), run at {made} by `make executed`; "
         "the cells flagged `slow` or `exercise` are left out.*")

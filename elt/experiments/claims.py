@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable
 from .bookkeeping import output_dir
 from .verdict import FACT, NotMeasured, Verdict, View, combine, fmt, lower, mean_std, resampled_pairs, sampling_variance, stability, within
-from .results import Ablations, Adaptive, Anytime, Claim, Claims, Convergence, IsoCompute, References, Video, load_results
+from .results import Ablations, Adaptive, Anytime, Claim, Claims, Convergence, IsoCompute, References, Video, load_results, mean_span
 from .zoo import provenance
 from ..method.family import get_family
 
@@ -309,9 +309,7 @@ def reference_lines(ev: Evidence) -> list[str]:
         a = ev.anytime[family]; metrics = [a.metric] + ([m] if (m := second_metric(a.metric)) else [])
         rows = [r for r in ev.references.of(family, what, a.recipe['n_samples']) if all(m in r.scores for m in metrics)]
         if not rows: return None
-        value = lambda m: sum(r.scores[m] for r in rows) / len(rows)
-        span = lambda m: f" ({min(r.scores[m] for r in rows):.3g}–{max(r.scores[m] for r in rows):.3g})" if len(rows) > 1 else ''
-        return ', '.join(f"{m} {value(m):.3g}{span(m)}" for m in metrics) + f" (mean of {len(rows)} draw{'s' * (len(rows) > 1)})"
+        return ', '.join(f"{m} {mean_span([r.scores[m] for r in rows])}" for m in metrics) + f" (mean of {len(rows)} draw{'s' * (len(rows) > 1)})"
     floors = {}                                              # (n, what it says) → the families it holds for
     for f, a in ev.anytime.items():
         if (real := said(f, 'real images')): floors.setdefault((a.recipe['n_samples'], real), []).append(f)

@@ -15,7 +15,8 @@ import torch.nn as nn
 from ..core import StorageError, atomic_write, autocast, bf16_supported, check_field_types, get_device, config_key, load_checkpoint, write_text_atomic
 from ..provenance import source_hash, note_stale, reuse_stale
 from ..evaluation.metrics import class_grid
-from .results import SeedRun
+from ..data import fashion_mnist
+from .results import Reference, SeedRun
 from .verdict import by_loops, mean_std
 from ..method.family import Family, GenerativeModel, family_names, get_family, sample_batched, train_family
 from ..method.looped import WIDTHS, n_params
@@ -24,7 +25,7 @@ from ..method.train import TrainConfig
 # %% auto #0
 __all__ = ['PROBE_RECIPE', 'Recipe', 'Trained', 'is_unique', 'training_mode', 'train_model', 'train_models', 'main',
            'speed_probe', 'scoring_code', 'store_evaluation', 'cached_evaluation', 'evaluate_loops', 'seed_runs',
-           'sample_grid', 'seed_band', 'loops_curves']
+           'sample_grid', 'real_draw', 'encoder_of', 'reconstructed', 'reference_scores', 'seed_band', 'loops_curves']
 
 # %% ../../nbs/14_reproduce.ipynb #efa6edc7
 _SIZE_FIELDS = ('width', 'depth')
@@ -336,6 +337,34 @@ def sample_grid(t: Trained, loops: int, seed: int = 0, sample_steps: int | None 
     except Exception as e:
         raise RuntimeError(f"{path} is unreadable ({type(e).__name__}: {e}); call evaluate_loops(t, [{loops}]) again to "
                            "recompute it") from e
+
+# %% ../../nbs/14_reproduce.ipynb #2856efa5
+def real_draw(n: int, seed: int, split: str = 'train') -> tuple[torch.Tensor, torch.Tensor]:
+    "`n` real Fashion-MNIST images of `split` (uint8) and their labels, drawn without replacement by `seed`."
+    images, labels = fashion_mnist(split)
+    idx = torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:n]
+    return images[idx], labels[idx]
+
+def encoder_of(rec: Recipe):
+    "The recipe family's decoder where it also encodes (the masked family's tokenizer), else None."
+    decoder = rec.family_spec.decoder(rec.opts)
+    return decoder if hasattr(decoder, 'encode') else None
+
+@torch.no_grad()
+def reconstructed(tokenizer, images: torch.Tensor) -> torch.Tensor:
+    "What `tokenizer` makes of `images`: encoded to tokens and decoded back, floats in [0, 1]."
+    return tokenizer.decode(tokenizer.encode(images)).clamp(0, 1)
+
+def reference_scores(rec: Recipe, draws: list[int], split: str = 'train') -> list[Reference]:
+    """Real images (and, where the family's decoder encodes, its reconstructions of them) scored by `rec`'s family metrics at
+    its `n_samples`, once per draw seed in `draws`."""
+    fam, tokenizer, rows = rec.family_spec, encoder_of(rec), []
+    for seed in draws:
+        x, y = real_draw(rec.n_samples, seed, split)
+        rows.append(Reference('real images', rec.family, rec.n_samples, seed, fam.evaluate(x, y)))
+        if tokenizer is not None:
+            rows.append(Reference('tokenizer reconstructions', rec.family, rec.n_samples, seed, fam.evaluate(reconstructed(tokenizer, x), y)))
+    return rows
 
 # %% ../../nbs/14_reproduce.ipynb #f69a5552
 def seed_band(ax, x, values: list[list[float]], label: str, style: str = 'o-', **kw):

@@ -13,8 +13,8 @@ from .bookkeeping import output_dir
 __all__ = ['VERDICTS', 'VERDICT_LEGEND', 'SCHEMAS', 'SeedRun', 'Anytime', 'SplitScores', 'IsoCompute', 'Pareto', 'Curve',
            'Convergence', 'Variant', 'Ablations', 'UpdateNorms', 'ExtraCurve', 'Extrapolation', 'Video', 'Claim',
            'Claims', 'AdaptiveRun', 'Adaptive', 'Throughput', 'SampleGrid', 'VideoFrames', 'DataImages', 'DataClips',
-           'Viewer', 'TrainSpeed', 'Scaling', 'Reference', 'References', 'ResultsError', 'schema_of', 'load_record',
-           'load_results']
+           'Viewer', 'TrainSpeed', 'Scaling', 'mean_span', 'Reference', 'References', 'ResultsError', 'schema_of',
+           'load_record', 'load_results']
 
 # %% ../../nbs/13_results.ipynb #4acb876f
 @dataclass
@@ -361,6 +361,10 @@ class Scaling:
     tables: dict[str, str]                     # family → the markdown table (`scaling_table`)
     budget: dict[str, str]                     # family → whether the curves had stopped moving at the budget (`budget_settled`)
 
+def mean_span(xs: list[float]) -> str:
+    "The mean of `xs`, and (min–max) where there are several: how draws of a reference are shown."
+    return f"{sum(xs) / len(xs):.3g}" + (f" ({min(xs):.3g}–{max(xs):.3g})" if len(xs) > 1 else '')
+
 @dataclass
 class Reference:
     "One set of real images scored as the samples are: the images themselves, or a family's decoder's reconstructions of them."
@@ -383,10 +387,7 @@ class References:
         "One row per family, kind of images and n: each metric's mean over the draws, (min–max) where there are several."
         groups, metrics = {}, [m for m in ('FID-FMNIST', 'KID-FMNIST', 'class_consistency') if any(m in r.scores for r in self.rows)]
         for r in self.rows: groups.setdefault((r.family, r.what, r.n), []).append(r)
-        def cell(rs, m):
-            if not all(m in r.scores for r in rs): return '—'
-            xs = [r.scores[m] for r in rs]
-            return f"{sum(xs) / len(xs):.3g}" + (f" ({min(xs):.3g}–{max(xs):.3g})" if len(xs) > 1 else '')
+        cell = lambda rs, m: mean_span([r.scores[m] for r in rs]) if all(m in r.scores for r in rs) else '—'
         lines = ['| family | images | n | draws | ' + ' | '.join(metrics) + ' |', '|---|---|---|---|' + '---|' * len(metrics)]
         lines += [f"| {fam} | {what} ({self.split} split) | {n} | {len(rs)} | " + ' | '.join(cell(rs, m) for m in metrics) + ' |'
                   for (fam, what, n), rs in groups.items()]
