@@ -5,7 +5,9 @@
 # %% ../../nbs/11_metrics.ipynb #1cb0f6e5
 from __future__ import annotations
 import contextlib, io, math, time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -18,12 +20,16 @@ from ..method.family import check_classes
 from ..data import fashion_mnist
 
 # %% auto #0
-__all__ = ['CLASSIFIER_PATH', 'CLASSIFIER_SHA256', 'EXTRACTOR', 'MIN_SAMPLES', 'IS_PER_SPLIT', 'CLIP_CLASSIFIER_PATH',
+__all__ = ['CLASSIFIER_PATH', 'CLASSIFIER_SHA256', 'EXTRACTOR', 'DEEP_PATH', 'DEEP_SHA256', 'AE_PATH', 'AE_SHA256', 'DEEP_IMAGES',
+           'AE_IMAGES', 'PANEL', 'PANEL_METRICS', 'MIN_SAMPLES', 'IS_PER_SPLIT', 'CLIP_CLASSIFIER_PATH',
            'CLIP_CLASSIFIER_SHA256', 'CLIP_SHAPE', 'CLIP_EXTRACTOR', 'FMNISTNet', 'train_classifier', 'predict_classes',
-           'classifier_accuracy', 'load_classifier', 'ClassifierFeatures', 'FMNISTFeatureExtractor', 'check_labels',
-           'check_n_reference', 'as_uint8_images', 'evaluate', 'class_consistency', 'metrics_benchmark', 'class_grid',
-           'loops_grid_figure', 'ClipNet', 'train_clip_classifier', 'clip_accuracy', 'load_clip_classifier',
-           'ClipFeatureExtractor', 'as_uint8_clips', 'evaluate_video']
+           'classifier_accuracy', 'load_classifier', 'ClassifierFeatures', 'FMNISTFeatureExtractor', 'DeepFMNISTNet',
+           'FMNISTAutoencoder', 'train_deep_classifier', 'train_autoencoder', 'reconstruction_error',
+           'load_deep_classifier', 'load_autoencoder', 'EmbeddingFeatures', 'DeepFeatureExtractor',
+           'AutoencoderFeatureExtractor', 'FeatureSpace', 'check_labels', 'check_n_reference', 'as_uint8_images',
+           'evaluate', 'class_consistency', 'metrics_benchmark', 'class_grid', 'loops_grid_figure', 'ClipNet',
+           'train_clip_classifier', 'clip_accuracy', 'load_clip_classifier', 'ClipFeatureExtractor', 'as_uint8_clips',
+           'evaluate_video']
 
 # %% ../../nbs/11_metrics.ipynb #ea02c8bd
 class FMNISTNet(nn.Module):
@@ -119,6 +125,127 @@ class FMNISTFeatureExtractor(ClassifierFeatures):
 EXTRACTOR = 'fmnist-cnn'
 if EXTRACTOR not in FEATURE_EXTRACTORS_REGISTRY: register_feature_extractor(EXTRACTOR, FMNISTFeatureExtractor)
 
+# %% ../../nbs/11_metrics.ipynb #908952eb
+def _conv_block(c_in: int, c_out: int) -> nn.Sequential:
+    "Two 3×3 convolutions with batch norm and ReLU, resolution kept."
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(),
+                         nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU())
+
+class DeepFMNISTNet(nn.Module):
+    "Six conv layers with batch norm, global average pooling → a 256-d feature → 10 logits: the panel's second judge."
+    def __init__(self, n_features: int = 256):
+        super().__init__()
+        self.body = nn.Sequential(_conv_block(1, 32), nn.MaxPool2d(2),                      # (B, 32, 14, 14)
+                                  _conv_block(32, 64), nn.MaxPool2d(2),                     # (B, 64, 7, 7)
+                                  _conv_block(64, 128), nn.AdaptiveAvgPool2d(1), nn.Flatten())   # (B, 128)
+        self.feat = nn.Sequential(nn.Linear(128, n_features), nn.BatchNorm1d(n_features), nn.ReLU())
+        self.out = nn.Linear(n_features, 10)
+
+    def forward(self, x):                                              # x (B, 1, 28, 28) float in [0, 1]
+        feat = self.feat(self.body((x - 0.286) / 0.353))
+        return feat, self.out(feat)
+
+class FMNISTAutoencoder(nn.Module):
+    "A convolutional autoencoder; its 64-d code is the panel's label-free feature space."
+    def __init__(self, n_code: int = 64):
+        super().__init__()
+        self.encoder = nn.Sequential(nn.Conv2d(1, 32, 4, 2, 1), nn.ReLU(),                  # (B, 32, 14, 14)
+                                     nn.Conv2d(32, 64, 4, 2, 1), nn.ReLU(),                 # (B, 64, 7, 7)
+                                     nn.Flatten(), nn.Linear(64 * 7 * 7, n_code))           # (B, n_code)
+        self.decoder = nn.Sequential(nn.Linear(n_code, 64 * 7 * 7), nn.ReLU(), nn.Unflatten(1, (64, 7, 7)),
+                                     nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(),        # (B, 32, 14, 14)
+                                     nn.ConvTranspose2d(32, 1, 4, 2, 1))                    # (B, 1, 28, 28) logits
+
+    def forward(self, x):                                              # x (B, 1, 28, 28) float in [0, 1]
+        code = self.encoder(x)
+        return code, None                                              # (features, no logits): the extractors' convention
+
+    def reconstruct(self, x): return torch.sigmoid(self.decoder(self.encoder(x)))
+
+# %% ../../nbs/11_metrics.ipynb #5a462096
+DEEP_PATH = 'fmnist_deepcnn.pt'
+DEEP_SHA256 = '5af6eb09a0c815c0cb89094457276095d34c04eee4620368b439ad1c30d19058'   # data/fmnist_deepcnn.pt
+AE_PATH = 'fmnist_autoencoder.pt'
+AE_SHA256 = 'b37bcde97d88f05846d8819b204f718b5206d0f2cea422665128e5eb8a3d095a'     # data/fmnist_autoencoder.pt
+DEEP_IMAGES, AE_IMAGES = slice(30000, 60000), slice(0, 30000)         # the parts of Fashion-MNIST train each was trained on
+
+def _train_loop(net: nn.Module, x: torch.Tensor, loss_of: Callable, epochs: int, batch_size: int, lr: float, g: torch.Generator):
+    "AdamW with one-cycle learning rate over `epochs` passes of random batches of uint8 images `x` (N, 28, 28); ±2 px shifts."
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+    steps = epochs * (len(x) // batch_size); sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps)
+    net.train()
+    for _ in range(steps):
+        idx = torch.randint(len(x), (batch_size,), generator=g)
+        dx, dy = torch.randint(-2, 3, (2,), generator=g).tolist()
+        loss = loss_of(net, torch.roll(x[idx, None].float() / 255, (dx, dy), (2, 3)), idx)
+        opt.zero_grad(); loss.backward(); opt.step(); sched.step()
+    return net.eval()
+
+def train_deep_classifier(epochs: int = 4, batch_size: int = 128, lr: float = 3e-3, seed: int = 1) -> tuple[DeepFMNISTNet, float]:
+    "Train `DeepFMNISTNet` on train images 30,000–59,999 (`DEEP_IMAGES`); return it and its test accuracy."
+    g = seed_everything(seed)
+    x, y = (t[DEEP_IMAGES] for t in fashion_mnist('train')); xt, yt = fashion_mnist('test')
+    net = _train_loop(DeepFMNISTNet(), x, lambda net, xb, idx: F.cross_entropy(net(xb)[1], y[idx]), epochs, batch_size, lr, g)
+    return net, classifier_accuracy(net, xt, yt)
+
+def train_autoencoder(epochs: int = 4, batch_size: int = 128, lr: float = 2e-3, seed: int = 2) -> tuple[FMNISTAutoencoder, float]:
+    "Train `FMNISTAutoencoder` on train images 0–29,999 (`AE_IMAGES`), no labels; return it and its test reconstruction MSE."
+    g = seed_everything(seed)
+    x = fashion_mnist('train')[0][AE_IMAGES]
+    loss = lambda net, xb, idx: F.binary_cross_entropy_with_logits(net.decoder(net.encoder(xb)), xb)
+    net = _train_loop(FMNISTAutoencoder(), x, loss, epochs, batch_size, lr, g)
+    return net, reconstruction_error(net, fashion_mnist('test')[0])
+
+@torch.no_grad()
+def reconstruction_error(net: FMNISTAutoencoder, images: torch.Tensor, batch: int = 1000) -> float:
+    "Mean squared error (pixels in [0, 1]) of the autoencoder's reconstructions of uint8 images (N, 28, 28)."
+    x = images[:, None].float() / 255
+    return torch.cat([(net.reconstruct(x[i:i + batch]) - x[i:i + batch]).pow(2).mean((1, 2, 3)) for i in range(0, len(x), batch)]).mean().item()
+
+def load_deep_classifier(path=None) -> DeepFMNISTNet:
+    "The committed deeper classifier of the panel, verified against `DEEP_SHA256`."
+    return _load_verified(DeepFMNISTNet(), Path(path or data_dir()/DEEP_PATH), DEEP_SHA256, 'the slow cell of the panel in nbs/11_metrics.ipynb')
+
+def load_autoencoder(path=None) -> FMNISTAutoencoder:
+    "The committed autoencoder of the panel, verified against `AE_SHA256`."
+    return _load_verified(FMNISTAutoencoder(), Path(path or data_dir()/AE_PATH), AE_SHA256, 'the slow cell of the panel in nbs/11_metrics.ipynb')
+
+# %% ../../nbs/11_metrics.ipynb #88854e48
+class EmbeddingFeatures(ClassifierFeatures):
+    "torch-fidelity feature extractor over a committed network with features and no logits (Fréchet, kernel and PR metrics only)."
+    @staticmethod
+    def get_provided_features_list(): return ('feat',)
+
+    @staticmethod
+    def get_default_feature_layer_for_metric(metric):
+        if metric == 'isc': raise ValueError("this feature space has no class logits: IS is not computed in it")
+        return 'feat'
+
+    def forward(self, x): return (self.net(x.float() / 255)[0],)
+
+class DeepFeatureExtractor(ClassifierFeatures):
+    "Features of the panel's deeper classifier; input uint8 (B, 1, 28, 28)."
+    load, input_shape = staticmethod(load_deep_classifier), (1, 28, 28)
+
+class AutoencoderFeatureExtractor(EmbeddingFeatures):
+    "The panel autoencoder's code; input uint8 (B, 1, 28, 28)."
+    load, input_shape = staticmethod(load_autoencoder), (1, 28, 28)
+
+@dataclass(frozen=True)
+class FeatureSpace:
+    "One feature space of the panel: its metric suffix (FID-<suffix>), torch-fidelity extractor, committed weights and what it is."
+    suffix: str
+    extractor: str
+    path: str
+    network: str
+
+PANEL = (FeatureSpace('FMNIST', EXTRACTOR, CLASSIFIER_PATH, 'two-conv classifier, all of train'),
+         FeatureSpace('DeepCNN', 'fmnist-deepcnn', DEEP_PATH, 'six-conv batch-norm classifier, train 30,000–59,999'),
+         FeatureSpace('AE', 'fmnist-autoencoder', AE_PATH, 'convolutional autoencoder code, train 0–29,999, no labels'))
+for _space, _cls in zip(PANEL[1:], (DeepFeatureExtractor, AutoencoderFeatureExtractor)):
+    if _space.extractor not in FEATURE_EXTRACTORS_REGISTRY: register_feature_extractor(_space.extractor, _cls)
+PANEL_METRICS = tuple(f'{stat}-{s.suffix}' for s in PANEL for stat in ('FID', 'KID'))   # every score a quality claim is decided in
+
 # %% ../../nbs/11_metrics.ipynb #d660ada6
 MIN_SAMPLES = 10
 IS_PER_SPLIT = 50            # IS is estimated over splits; a split of fewer images has no class marginal to speak of (n = 10 gave IS 1.000)
@@ -174,8 +301,9 @@ def _fidelity(input1, input2, cache2: str, **kw) -> dict:
         return torch_fidelity.calculate_metrics(**kw)
 
 def evaluate(images, labels=None, reference: str = 'test', n_reference: int | None = None, backbone: str = 'fmnist',
-             inception_weights=None, prc: bool = True) -> dict:
-    "Metrics of `images` (and class-consistency given their conditioning `labels`) against Fashion-MNIST `reference`."
+             inception_weights=None, prc: bool = True, panel: bool = True) -> dict:
+    """Metrics of `images` (and class-consistency given their conditioning `labels`) against Fashion-MNIST `reference`; with
+    the fmnist backbone and `panel`, FID and KID in every other feature space of `PANEL` too (FID-DeepCNN, KID-AE, …)."""
     x = as_uint8_images(images)
     n = len(x)
     if n < MIN_SAMPLES: raise ValueError(f"need at least {MIN_SAMPLES} images for these metrics, got {n}")
@@ -203,8 +331,19 @@ def evaluate(images, labels=None, reference: str = 'test', n_reference: int | No
            f'KID-{suffix}-std': m['kernel_inception_distance_std'], f'IS-{suffix}': m.get('inception_score_mean'),
            f'IS-{suffix}-std': m.get('inception_score_std'), 'n': n, 'n_reference': len(ref)}
     if not splits: out[f'IS-{suffix}-note'] = f"not estimated: IS needs ≥ {IS_PER_SPLIT} images per split, got {n} in all"
+    if backbone == 'fmnist' and panel: out.update(_panel_scores(x, ref, reference, common['kid_subset_size']))
     if prc: out.update(precision=m['precision'], recall=m['recall'])
     if labels is not None: out['class_consistency'] = class_consistency(x, labels)
+    return out
+
+def _panel_scores(x: torch.Tensor, ref: torch.Tensor, reference: str, kid_subset: int) -> dict:
+    "FID and KID of uint8 images `x` against `ref` in each feature space of the panel but the headline one."
+    out = {}
+    for space in PANEL[1:]:
+        sha = sha256_file(data_dir()/space.path)[:12]
+        m = _fidelity(_Images(x), _Images(ref[:, None]), f'{space.suffix.lower()}-{reference}-{len(ref)}-{sha}-{code_hash("elt.evaluation.metrics")[:8]}',
+                      feature_extractor=space.extractor, fid=True, kid=True, isc=False, prc=False, kid_subset_size=kid_subset)
+        out.update({f'FID-{space.suffix}': m['frechet_inception_distance'], f'KID-{space.suffix}': m['kernel_inception_distance_mean']})
     return out
 
 @torch.no_grad()

@@ -4,20 +4,24 @@
 
 # %% ../../nbs/14c_claims.ipynb #cf1a69e5
 from __future__ import annotations
-import dataclasses
+import dataclasses, math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 from .bookkeeping import output_dir
-from .verdict import FACT, NotMeasured, Verdict, View, combine, fmt, lower, mean_std, resampled_pairs, sampling_variance, stability, within
-from .results import Ablations, Adaptive, Anytime, Claim, Claims, Convergence, IsoCompute, References, Video, load_results, mean_span
+from .verdict import (FACT, INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, NotMeasured, Verdict, View, all_within, combine, fmt, lower,
+                                     mean_std, resampled_pairs, sampling_variance, stability, trend_lower, within)
+from .results import (GOALS, VERDICTS, Ablations, Adaptive, Anytime, Claim, Claims, Convergence, IsoCompute, References, Scaling,
+                                     Video, load_results, mean_span)
 from .zoo import provenance
+from ..evaluation.metrics import PANEL_METRICS
 from ..method.family import get_family
 
 # %% auto #0
-__all__ = ['PARITY', 'ILSD', 'MONOTONE', 'EXTRAPOLATION', 'TOO_FEW_LAYERS', 'CONVERGENCE', 'VIDEO_PARITY', 'VIDEO_STEPS',
-           'VIDEO_BEYOND', 'CALIBRATED', 'SCHEDULES', 'CLAIMS', 'Evidence', 'second_metric', 'Row', 'ClaimSpec',
-           'per_family', 'judge', 'in_second_metric', 'check_claims', 'reference_lines', 'claims_markdown']
+__all__ = ['GOAL_WORDS', 'PARITY', 'ILSD', 'VANILLA_AT_LMAX', 'MONOTONE', 'MODEST_EXTRAPOLATION', 'FAR_EXTRAPOLATION',
+           'TOO_FEW_LAYERS', 'CONVERGENCE', 'VIDEO_PARITY', 'VIDEO_STEPS', 'VIDEO_BEYOND', 'CALIBRATED', 'SCHEDULES',
+           'CLAIMS', 'Evidence', 'Row', 'ClaimSpec', 'per_family', 'judge', 'across_panel', 'check_claims',
+           'reference_lines', 'claims_markdown']
 
 # %% ../../nbs/14c_claims.ipynb #d69558d4
 @dataclass
@@ -30,6 +34,7 @@ class Evidence:
     video: Video | None = None
     adaptive: Adaptive | None = None
     references: References | None = None   # the floor (real images) and the tokenizer's ceiling at each family's n
+    scaling: Scaling | None = None          # the zoo's scores along its training (the convergence claim where no snapshots were scored)
     tolerance: float = 0.10                 # parity: A at most (1 + tolerance)·B
     effect: float = 0.10                    # ordering: a gap the data must be able to see
     small_effect: float = 0.05              # the claims about small changes (extrapolation, the video loop sweep)
@@ -48,23 +53,30 @@ class Evidence:
         "The results in `out_dir` (`<family>_anytime` for every family is required; the rest is read where it exists)."
         optional = lambda name: load_results(name, out_dir) if (output_dir(out_dir)/f'{name}.json').exists() else None
         return cls({fam: load_results(f'{fam}_anytime', out_dir) for fam in families}, optional('iso_compute'), optional('convergence'),
-                   optional('ilsd_ablations'), optional('video'), optional('adaptive'), references=optional('references'), **effects)
+                   optional('ilsd_ablations'), optional('video'), optional('adaptive'), references=optional('references'),
+                   scaling=optional('zoo_scaling'), **effects)
 
     def seeds(self, fams) -> dict[str, list[int]]: return {f: self.anytime[f].seeds for f in fams}
 
-    def in_second_metric(self) -> 'Evidence | None':
-        """The same evidence read in each family's second metric (KID beside FID: `second_metric`), its sampling noise measured
-        anew; the results scored in one metric only (convergence, adaptive loops, video) are left out. None when no family's rows hold one."""
-        alt = {f: m for f, a in self.anytime.items()
-               if (m := second_metric(a.metric)) and all(m in r for runs in a.models.values() for run in runs for r in run.rows)}
-        if not alt: return None
-        iso = self.iso and dataclasses.replace(self.iso, metrics={f: second_metric(m) or m for f, m in self.iso.metrics.items()})
-        return dataclasses.replace(self, anytime={f: dataclasses.replace(a, metric=alt[f]) for f, a in self.anytime.items() if f in alt},
-                                   iso=iso, conv=None, video=None, adaptive=None, pairs={}, svar={})
+    def panel_metrics(self) -> list[str]:
+        "The metrics of the feature panel (`PANEL_METRICS`) besides each family's headline that every any-time row holds."
+        return [m for m in PANEL_METRICS if any(m != a.metric and _holds(a, m) for a in self.anytime.values())]
 
-def second_metric(metric: str) -> str | None:
-    "The metric every check is repeated in: KID beside a Fréchet distance (FID-FMNIST → KID-FMNIST); None for the others."
-    return metric.replace('FID', 'KID') if metric.startswith('FID') else None
+    def in_metric(self, metric: str) -> 'Evidence | None':
+        """The same evidence read in `metric` (another metric of the feature panel), its sampling noise measured anew; the
+        results scored in the headline metric only (convergence, scaling, adaptive loops, video) are left out. None when no
+        family's rows hold it."""
+        fams = {f: a for f, a in self.anytime.items() if a.metric != metric and _holds(a, metric)}
+        if not fams: return None
+        iso = self.iso and dataclasses.replace(self.iso, metrics={f: metric for f in self.iso.metrics if f in fams},
+                                               models={f: r for f, r in self.iso.models.items() if f in fams})
+        iso = iso if iso and all(metric in r.scores for recs in iso.models.values() for r in recs) else None
+        return dataclasses.replace(self, anytime={f: dataclasses.replace(a, metric=metric) for f, a in fams.items()},
+                                   iso=iso, conv=None, video=None, adaptive=None, scaling=None, pairs={}, svar={})
+
+def _holds(a: Anytime, metric: str) -> bool:
+    "Whether every row of the any-time results `a` holds `metric`."
+    return all(metric in r for runs in a.models.values() for run in runs for r in run.rows)
 
 # %% ../../nbs/14c_claims.ipynb #0d773787
 @dataclass(frozen=True)
@@ -75,27 +87,34 @@ class Row:
     effect: str                                            # the declared effect, in words
     check: Callable[[View], tuple[Verdict, str]]           # a view of the evidence → (verdict, the numbers behind it)
     seeds: list[int]                                       # the training seeds the stability views leave out in turn
-    scope: str | None = None                               # None: 'paper', or 'beyond the paper' for a family the paper did not try
+    scope: str | None = None                               # None: 'paper', or 'beyond the paper' for a family the paper did not try; 'goal': ours
 
 @dataclass(frozen=True)
 class ClaimSpec:
-    "One claim of the paper: what it says and where, the results it reads ('{f}': the row's family), and the rows it makes."
+    "One claim: what the paper says and where (`says`, `paper`), the results it reads ('{f}': the row's family), and the rows it makes."
     statement: str
     paper: str
     sources: str
     rows: Callable[[Evidence], list[Row]]
+    says: str = ''                                         # the paper's claim in a sentence (as our paper notes give it), printed beside the check
 
-def per_family(statement: str, effect: str, fams: list[str], check: Callable, seeds: dict) -> list[Row]:
+    @property
+    def cited(self) -> str: return f'{self.says} ({self.paper})' if self.says else self.paper
+
+def per_family(statement: str, effect: str, fams: list[str], check: Callable, seeds: dict, scope: str | None = None) -> list[Row]:
     "One row per family: `check(family, view)`, titled '<statement> — <the family's description>'."
-    return [Row(f'{statement} — {get_family(f).describe}', f, effect, lambda view, f=f: check(f, view), seeds[f]) for f in fams]
+    return [Row(f'{statement} — {get_family(f).describe}', f, effect, lambda view, f=f: check(f, view), seeds[f], scope) for f in fams]
+
+GOAL_WORDS = dict(zip(VERDICTS, GOALS))                     # a goal of ours is met / undecided / not met, by the same rule
 
 def judge(spec: ClaimSpec, row: Row) -> Claim:
     "The claims-table entry of `row`: its verdict on all the evidence and its stability on every other view."
     verdict, stable = stability(lambda view: row.check(view)[0], row.seeds)
     scope = row.scope or ('paper' if get_family(row.family).in_paper else 'beyond the paper')
     ratio = None if verdict.ratio is None else [verdict.ratio, *(verdict.interval or ())]      # [A/B, lo, hi], or [A/B] for a fact
-    return Claim(row.title, spec.paper, row.check(View())[1], verdict.outcome, ', '.join(s.format(f=row.family) for s in spec.sources.split(', ')),
-                 scope, row.effect, verdict.margin, stable, ratio, verdict.ab)
+    outcome = GOAL_WORDS[verdict.outcome] if scope == 'goal' else verdict.outcome
+    return Claim(row.title, spec.cited, row.check(View())[1], outcome, ', '.join(s.format(f=row.family) for s in spec.sources.split(', ')),
+                 scope, row.effect, verdict.margin, stable, ratio, verdict.ab, tie_break=verdict.tie_break)
 
 def _show(d: dict) -> str: return fmt(list(d.values())) if d else 'no seeds left'          # {seed: value} → 'mean ± std (n seeds)'
 def _avg(d: dict) -> float: return mean_std(list(d.values()))[0] if d else float('nan')
@@ -112,7 +131,8 @@ def _parity(ev: Evidence) -> list[Row]:
     return per_family('Iso-compute parity: ELT N×L ≈ unique depth D = N·L at N/D of the parameters', f'parity: ELT ≤ {1 + ev.tolerance:.2f}× unique depth',
                       list(ev.anytime), check, ev.seeds(ev.anytime))
 
-PARITY = ClaimSpec('Iso-compute parity', 'Tables 1–2 (e.g. ELT-L 12N×2L FID 2.1 = MaskGIT-L 2.1 at ½ the params)', '{f}_anytime, iso_compute', _parity)
+PARITY = ClaimSpec('Iso-compute parity', 'Tables 1–2 (e.g. ELT-L 12N×2L FID 2.1 = MaskGIT-L 2.1 at ½ the params)', '{f}_anytime, iso_compute', _parity,
+                   says='ELT matches the quality of a unique-depth model of the same compute with a fraction of its parameters')
 
 # %% ../../nbs/14c_claims.ipynb #a22f1138
 def _ilsd(ev: Evidence) -> list[Row]:
@@ -128,58 +148,91 @@ def _ilsd(ev: Evidence) -> list[Row]:
                            f'ordering: ELT below vanilla at L = {L} (declared gap {ev.effect:.0%})', fams, check, ev.seeds(fams))
     return rows
 
-ILSD = ClaimSpec('ILSD keeps intermediate loop counts usable', 'Figs 1, 8', '{f}_anytime', _ilsd)
+ILSD = ClaimSpec('ILSD keeps intermediate loop counts usable', 'Figs 1, 8', '{f}_anytime', _ilsd,
+                 says='vanilla looping, trained at L_max only, degrades sharply at L ≠ L_max; ELT trained with ILSD stays usable at every L')
+
+def _vanilla_at_lmax(ev: Evidence) -> list[Row]:
+    def check(fam, view):
+        a = ev.anytime[fam]
+        v_, e = view.runs(a.models[a.VANILLA], a.loops_max, a.metric), view.runs(a.models[a.ELT], a.loops_max, a.metric)
+        v = within(v_, e, ev.tolerance, ev.svar[fam]).named('vanilla at L_max / ELT at L_max')
+        return v, f"{fam}, L = L_max = {a.loops_max}: vanilla {_show(v_)} vs ELT {_show(e)}: {v}"
+    return per_family('Vanilla looping is as good as ELT at its own L_max (the premise of the any-time comparison)',
+                      f'parity: vanilla ≤ {1 + ev.tolerance:.2f}× ELT at L_max', list(ev.anytime), check, ev.seeds(ev.anytime))
+
+VANILLA_AT_LMAX = ClaimSpec('Vanilla looping at its own L_max', 'Fig. 1 (vanilla and ELT meet at L_max = 8)', '{f}_anytime', _vanilla_at_lmax,
+                            says='vanilla looping is the baseline trained for L_max: its failure is at other loop counts, not at L_max')
 
 # %% ../../nbs/14c_claims.ipynb #b7c703b5
 def _monotone(ev: Evidence) -> list[Row]:
     def check(fam, view):
         a, noise = ev.anytime[fam], ev.svar[fam]
         vals = [view.runs(a.models[a.ELT], L, a.metric) for L in range(1, a.loops_max + 1)]
-        gain = lower(vals[-1], vals[0], ev.effect, noise, paired=True).named('ELT at L_max / at L=1')
-        steps = [within(b, x, ev.tolerance, noise, paired=True).named(f'ELT at L={L + 1} / at L={L}') for L, (x, b) in enumerate(zip(vals, vals[1:]), 1)]
-        return combine([gain] + steps), (f"{fam}: {a.metric} at L=1…{a.loops_max} " + ' → '.join(f'{_avg(v):.1f}' for v in vals)
-                                         + f"; L_max / L=1 {gain}; steps (closest) {combine(steps)}")
+        v = trend_lower(vals, ev.small_effect, noise).named(f'ELT per extra loop, L=1…{a.loops_max} (trend)')
+        steps = ', '.join(f'{L + 1}/{L} {_avg(b) / _avg(x):.2f}×' for L, (x, b) in enumerate(zip(vals, vals[1:]), 1))
+        return v, (f"{fam}: {a.metric} at L=1…{a.loops_max} " + ' → '.join(f'{_avg(v):.1f}' for v in vals)
+                   + f" (steps {steps}); trend per loop {v}")
     return per_family('Monotone any-time curve: more loops, better samples (up to L_max)',
-                      f'ordering: L_max below L=1 (declared gap {ev.effect:.0%}); parity: every step L→L+1 ≤ {1 + ev.tolerance:.2f}×',
+                      f'trend: ELT’s FID falls with each extra loop up to L_max (declared gap {ev.small_effect:.0%} a loop)',
                       list(ev.anytime), check, ev.seeds(ev.anytime))
 
-MONOTONE = ClaimSpec('Monotone any-time curve', 'Figs 1, 8', '{f}_anytime', _monotone)
+MONOTONE = ClaimSpec('Monotone any-time curve', 'Figs 1, 8', '{f}_anytime', _monotone,
+                     says='any-time inference: fewer loops are cheaper and of lower quality, more loops better, with the same weights')
 
 # %% ../../nbs/14c_claims.ipynb #e1bc4b03
-def _extrapolation(ev: Evidence) -> list[Row]:
-    fams = [f for f, a in ev.anytime.items() if max(a.loops(a.ELT)) >= a.loops_max + 2]
+def _modest_extrapolation(ev: Evidence) -> list[Row]:
+    fams = [f for f, a in ev.anytime.items() if {a.loops_max + 1, a.loops_max + 2} <= set(a.loops(a.ELT))]
     def check(fam, view):
-        a = ev.anytime[fam]; far = max(a.loops(a.ELT))
-        at = lambda L: view.runs(a.models[a.ELT], L, a.metric)
-        holds = within(at(a.loops_max + 1), at(a.loops_max), ev.tolerance, ev.svar[fam], paired=True).named('ELT at L_max+1 / at L_max')
-        degrades = lower(at(a.loops_max), at(far), ev.small_effect, ev.svar[fam], paired=True).named(f'ELT at L_max / at L={far}')
-        return combine([holds, degrades]), f"{fam}: (L_max+1)/(L_max) {holds}; (L_max)/(L={far}) {degrades}"
-    return per_family('Modest extrapolation beyond L_max holds; far beyond, quality degrades',
-                      f'parity: L_max+1 ≤ {1 + ev.tolerance:.2f}× L_max; ordering: L_max below L_max+2 (declared gap {ev.small_effect:.0%})',
+        a = ev.anytime[fam]; at = lambda L: view.runs(a.models[a.ELT], L, a.metric)
+        beyond = [a.loops_max + 1, a.loops_max + 2]
+        v = all_within([at(L) for L in beyond], at(a.loops_max), ev.tolerance, ev.svar[fam], [f'ELT at L={L} / at L_max' for L in beyond])
+        return v, (f"{fam}: {a.metric} at L_max = {a.loops_max} {_show(at(a.loops_max))}, " + ', '.join(f'L={L} {_show(at(L))}' for L in beyond)
+                   + f"; closest {v}")
+    return per_family('Modest extrapolation: L_max+1 and L_max+2 are no worse than L_max',
+                      f'parity: L_max+1 and L_max+2 each ≤ {1 + ev.tolerance:.2f}× L_max', fams, check, ev.seeds(fams))
+
+def _far_extrapolation(ev: Evidence) -> list[Row]:
+    fams = [f for f, a in ev.anytime.items() if 2 * a.loops_max in a.loops(a.ELT)]
+    def check(fam, view):
+        a = ev.anytime[fam]; far = 2 * a.loops_max; at = lambda L: view.runs(a.models[a.ELT], L, a.metric)
+        v = lower(at(a.loops_max), at(far), ev.effect, ev.svar[fam], paired=True).named(f'ELT at L_max / at L={far}')
+        return v, f"{fam}: {a.metric} at L_max = {a.loops_max} {_show(at(a.loops_max))} vs L = {far} {_show(at(far))}: {v}"
+    return per_family('Far extrapolation: at 2·L_max quality degrades', f'ordering: L_max below 2·L_max (declared gap {ev.effect:.0%})',
                       fams, check, ev.seeds(fams))
 
-EXTRAPOLATION = ClaimSpec('Extrapolation beyond L_max', '§ results, Table 4 (L=6 best after L_max=4)', '{f}_anytime', _extrapolation)
+MODEST_EXTRAPOLATION = ClaimSpec('Modest extrapolation beyond L_max', 'Table 4 (trained with L_max = 4, best FVD 69.2 at L = 6)', '{f}_anytime',
+                                 _modest_extrapolation, says='a few loops beyond the trained L_max hold or improve quality')
+FAR_EXTRAPOLATION = ClaimSpec('Far extrapolation beyond L_max', '§ results', '{f}_anytime', _far_extrapolation,
+                              says='quality degrades when L is far above L_max')
 
 # %% ../../nbs/14c_claims.ipynb #092ae744
 def _too_few_layers(ev: Evidence) -> list[Row]:
     if ev.iso is None: return []
+    def split_values(fam, r, view) -> dict[int, float]:
+        "{seed: metric at L_max} of split record `r`: from the any-time runs where they hold this split on more seeds."
+        a = ev.anytime.get(fam)
+        if a is not None and r.split == a.split and len(a.seeds) > len(r.seeds): return view.runs(a.models[a.ELT], a.loops_max, a.metric)
+        return view.pick(r.seeds, r.scores[ev.iso.metrics[fam]], r.resampled.get(ev.iso.metrics[fam]))
     def check(fam, view):
-        recs, metric = ev.iso.models[fam], ev.iso.metrics[fam]
+        recs = ev.iso.models[fam]
         looped = [r for r in recs if r.loops_max > 1]
         one = next(r for r in looped if r.n_unique == 1)
-        pick = lambda r: view.pick(r.seeds, r.scores[metric], r.resampled.get(metric))
-        checks = [lower(pick(r), pick(one), ev.effect, ev.svar.get(fam, 0.0)).named(f"{r.split.replace('x', 'N×')}L / {one.split.replace('x', 'N×')}L")
+        vals = {r.split: split_values(fam, r, view) for r in looped}
+        checks = [lower(vals[r.split], vals[one.split], ev.effect, ev.svar.get(fam, 0.0)).named(f"{r.split.replace('x', 'N×')}L / {one.split.replace('x', 'N×')}L")
                   for r in looped if r is not one]
-        return combine(checks), f"{fam}: " + ', '.join(f"{r.split.replace('x', '×')} {fmt(r.scores[metric])}" for r in recs) + f"; closest check {combine(checks)}"
+        return combine(checks), f"{fam}: " + ', '.join(f"{sp.replace('x', '×')} {_show(v)}" for sp, v in vals.items()) + f"; closest check {combine(checks)}"
+    seeds = {fam: sorted({s for r in recs for s in r.seeds} | set(ev.anytime[fam].seeds if fam in ev.anytime else []))
+             for fam, recs in ev.iso.models.items()}
     return per_family('Too few unique layers (1N×DL) degrade quality', f'ordering: every other looped split below 1×D (declared gap {ev.effect:.0%})',
-                      list(ev.iso.models), check, {fam: sorted({s for r in recs for s in r.seeds}) for fam, recs in ev.iso.models.items()})
+                      list(ev.iso.models), check, seeds)
 
-TOO_FEW_LAYERS = ClaimSpec('Too few unique layers degrade quality', 'Table 2', 'iso_compute', _too_few_layers)
+TOO_FEW_LAYERS = ClaimSpec('Too few unique layers degrade quality', 'Table 2', 'iso_compute, {f}_anytime', _too_few_layers,
+                           says='quality degrades when N is too small (1N×32L FID 10.30 against 4N×8L 3.96)')
 
 # %% ../../nbs/14c_claims.ipynb #f5ee9940
 def _convergence(ev: Evidence) -> list[Row]:
     conv = ev.conv
-    if conv is None: return []
+    if conv is None: return _scaling_convergence(ev)
     curves = conv.curves; steps = next(iter(curves.values())).steps
     (elt_label, e), (uni_label, u) = [(k, v) for k, v in curves.items() if k.startswith('ELT')][0], [(k, v) for k, v in curves.items() if k.startswith('unique')][0]
     target = mean_std(u.values[-1])[0] * (1 + ev.tolerance)
@@ -194,7 +247,28 @@ def _convergence(ev: Evidence) -> list[Row]:
     return per_family('Looped models converge faster in training at iso-compute', f'ordering: ELT’s mean FID over snapshots below unique depth’s (declared gap {ev.effect:.0%})',
                       [conv.family], check, {conv.family: conv.seeds})
 
-CONVERGENCE = ClaimSpec('Faster convergence', 'Fig. 6 (2× for 16N×2L, 1.4× for 8N×4L)', 'convergence', _convergence)
+def _scaling_convergence(ev: Evidence) -> list[Row]:
+    "The convergence rows from the zoo's scaling scores: per family, ELT against unique depth over every budget point."
+    if ev.scaling is None: return []
+    def area(points, kind, view) -> dict[int, float]:
+        "{seed: geometric mean of its score over the budget points} for the seeds scored at every point."
+        if view.sampling_seed != 0: raise NotMeasured('the scaling scores are on one sampling seed')
+        seeds = set.intersection(*(set(p[kind]) for p in points))
+        return {int(s): math.exp(sum(math.log(p[kind][s]) for p in points) / len(points)) for s in sorted(seeds, key=int) if int(s) != view.drop}
+    def check(fam, view):
+        points = ev.scaling.points[fam]
+        e, u = area(points, 'ELT', view), area(points, 'unique', view)
+        v = lower(e, u, ev.effect, ev.svar.get(fam, 0.0)).named('ELT / unique depth, FID averaged over the budget points')
+        return v, (f"{fam}: {points[0]['metric']} at steps {[p['step'] for p in points]} (n = {points[0]['n']}): ELT "
+                   + ', '.join(fmt(list(p['ELT'].values())) for p in points) + '; unique ' + ', '.join(fmt(list(p['unique'].values())) for p in points)
+                   + f"; averaged ELT {_show(e)} vs unique {_show(u)}: {v}")
+    fams = [f for f, pts in ev.scaling.points.items() if pts]
+    seeds = {f: sorted({int(s) for p in ev.scaling.points[f] for k in ('ELT', 'unique') for s in p[k]}) for f in fams}
+    return per_family('Looped models converge faster in training at iso-compute', f'ordering: ELT’s mean FID over the training below unique depth’s (declared gap {ev.effect:.0%})',
+                      fams, check, seeds)
+
+CONVERGENCE = ClaimSpec('Faster convergence', 'Fig. 6 (2× for 16N×2L, 1.4× for 8N×4L)', 'convergence', _convergence,
+                        says='DiT-style ELT converges faster in training than the unique-depth DiT of the same compute')
 
 # %% ../../nbs/14c_claims.ipynb #12ff5373
 def _video_rows(ev: Evidence, which: str) -> list[Row]:
@@ -254,7 +328,7 @@ def _calibrated(ev: Evidence) -> list[Row]:
                 return combine(parts), (f"{fam}, fresh seed, n = {ada.n[fam]}: {metric} {fmt(ada.values(fam, name))} vs fixed L_max {fmt(ada.values(fam, fixed))}: "
                                         f"{parts[0]}; loops {fmt(ada.values(fam, name, 'loop_fraction'), 2)}× vs 0.5: {parts[1]}; wall-clock vs 0.6: {parts[2]}")
             rows.append(Row(f'Calibrated {name} ({fam}): fixed-L_max quality within {ada.tolerance:.0%} at ≤ 0.5× the loops and ≤ 0.6× the wall-clock', fam,
-                            f'parity ≤ {1 + ada.tolerance:.2f}× fixed L_max; loops below 0.5×; wall-clock below 0.6×', check, ada.seeds, 'beyond the paper'))
+                            f'parity ≤ {1 + ada.tolerance:.2f}× fixed L_max; loops below 0.5×; wall-clock below 0.6×', check, ada.seeds, 'goal'))
     return rows
 
 def _schedules(ev: Evidence) -> list[Row]:
@@ -267,36 +341,47 @@ def _schedules(ev: Evidence) -> list[Row]:
             return v, (f"{fam}, fresh seed: decreasing schedule {metric} {fmt(ada.values(fam, 'decreasing'))} vs increasing "
                        f"{fmt(ada.values(fam, 'increasing'))} (same loops, {fmt(ada.values(fam, 'decreasing', 'loop_fraction'), 2)}× of L_max): {v}")
         rows.append(Row(f'More loops on the early, noisy sampling steps beat more loops on the late ones ({fam})', fam,
-                        f'ordering: decreasing below increasing (declared gap {ev.effect:.0%})', check, ada.seeds, 'beyond the paper'))
+                        f'ordering: decreasing below increasing (declared gap {ev.effect:.0%})', check, ada.seeds, 'goal'))
     return rows
 
 CALIBRATED = ClaimSpec('Calibrated adaptive loops', 'open in the paper (calibrated stopping; DyDiT ~0.49× FLOPs at matched FID)', 'adaptive', _calibrated)
 SCHEDULES = ClaimSpec('Early loops over late ones', 'Fig. 14 suggests it; DuoDiff does the opposite', 'adaptive', _schedules)
 
 # %% ../../nbs/14c_claims.ipynb #ba16b471
-CLAIMS = [PARITY, ILSD, MONOTONE, EXTRAPOLATION, TOO_FEW_LAYERS, CONVERGENCE, VIDEO_PARITY, VIDEO_STEPS, VIDEO_BEYOND, CALIBRATED, SCHEDULES]
+CLAIMS = [PARITY, ILSD, VANILLA_AT_LMAX, MONOTONE, MODEST_EXTRAPOLATION, FAR_EXTRAPOLATION, TOO_FEW_LAYERS, CONVERGENCE,
+          VIDEO_PARITY, VIDEO_STEPS, VIDEO_BEYOND, CALIBRATED, SCHEDULES]
 
-def in_second_metric(claim: Claim, row: Row, alt: Evidence | None, others: dict[str, Row]) -> Claim:
-    "`claim` with the verdict of the same check in the row family's second metric (`alt`), and marked metric-fragile where it differs."
-    other = others.get(row.title)
-    if alt is None or other is None: return claim
-    name = alt.anytime[row.family].metric if row.family in alt.anytime else second_metric(alt.iso.metrics[row.family])
-    try: v = other.check(View())[0]
-    except (NotMeasured, KeyError): return dataclasses.replace(claim, other_metric=f'{name}: not measured')
-    except ValueError: return dataclasses.replace(claim, other_metric=f'{name}: not judged (a score ≤ 0 has no log ratio)')
-    if v.reason.startswith(FACT): return claim
+def _panel_entry(row: Row | None) -> tuple[str | None, str]:
+    "(outcome or None when it could not be judged, the cell text) of `row`'s check in another metric."
+    if row is None: return None, 'not measured'
+    try: v = row.check(View())[0]
+    except (NotMeasured, KeyError): return None, 'not measured'
+    except ValueError: return None, 'not judged (a score ≤ 0 has no log ratio)'
+    if v.reason.startswith(FACT): return None, 'a fact (the same in every metric)'
     ratio = '' if v.ratio is None else f', {v.ratio:.2f}×' + ('' if v.interval is None else f' [{v.interval[0]:.2f}, {v.interval[1]:.2f}]')
-    return dataclasses.replace(claim, other_metric=f'{name}: {v.outcome}{ratio}', metric_fragile=v.outcome != claim.verdict)
+    outcome = GOAL_WORDS[v.outcome] if row.scope == 'goal' else v.outcome
+    return outcome, outcome + ratio
+
+def across_panel(claim: Claim, row: Row, others: dict[str, dict[str, Row]]) -> Claim:
+    """`claim` with the verdict of the same check in every other metric of the panel (`others`: metric → rows by title):
+    each recorded in `panel`, summed up in `other_metric`, and `metric_fragile` where any disagrees."""
+    entries = {m: _panel_entry(rows.get(row.title)) for m, rows in others.items() if row.title in rows}
+    if not entries: return claim
+    judged = {m: (o, text) for m, (o, text) in entries.items() if o is not None}
+    differ = [f'{m}: {text}' for m, (o, text) in judged.items() if o != claim.verdict]
+    summary = ('; '.join(differ) if differ else f'agrees in all {len(judged)} other metrics' if judged else 'not judged in the others')
+    return dataclasses.replace(claim, other_metric=summary, metric_fragile=bool(differ), panel={m: text for m, (_, text) in entries.items()})
 
 def check_claims(ev: Evidence, claims: list[ClaimSpec] | None = None) -> Claims:
-    """Every row of every claim in `claims` (default `CLAIMS`) judged on `ev`, and again in each family's second metric (a
-    verdict that changes with the metric is marked metric-fragile), with the measured noise of each family."""
-    alt, out = ev.in_second_metric(), []
+    """Every row of every claim in `claims` (default `CLAIMS`) judged on `ev`, and again in every other metric of the
+    feature panel (a verdict that changes with the features is marked metric-fragile), with the measured noise of each family."""
+    panel = {m: e for m in ev.panel_metrics() if (e := ev.in_metric(m)) is not None}
+    out = []
     for spec in claims or CLAIMS:
-        others = {} if alt is None else {r.title: r for r in spec.rows(alt)}
-        out += [in_second_metric(judge(spec, row), row, alt, others) for row in spec.rows(ev)]
+        others = {m: {r.title: r for r in spec.rows(e)} for m, e in panel.items()}
+        out += [across_panel(judge(spec, row), row, others) for row in spec.rows(ev)]
     noise = {f: {'sampling_sd': ev.svar[f] ** 0.5, 'pairs': len(ev.pairs[f]), 'seeds': a.seeds, 'n_samples': a.recipe['n_samples'],
-                 **({} if alt is None or f not in alt.anytime else {'second_metric': alt.anytime[f].metric, 'second_sampling_sd': alt.svar[f] ** 0.5})}
+                 'panel_sampling_sd': {m: e.svar[f] ** 0.5 for m, e in panel.items() if f in e.anytime}}
              for f, a in ev.anytime.items()}
     return Claims(out, noise)
 
@@ -306,8 +391,9 @@ def reference_lines(ev: Evidence) -> list[str]:
     images (its ceiling: every sample is decoded from tokens). Nothing without the file."""
     if ev.references is None: return []
     def said(family: str, what: str) -> str | None:
-        a = ev.anytime[family]; metrics = [a.metric] + ([m] if (m := second_metric(a.metric)) else [])
-        rows = [r for r in ev.references.of(family, what, a.recipe['n_samples']) if all(m in r.scores for m in metrics)]
+        a = ev.anytime[family]; metrics = [a.metric] + [m for m in PANEL_METRICS if m != a.metric]
+        rows = ev.references.of(family, what, a.recipe['n_samples'])
+        metrics = [m for m in metrics if rows and all(m in r.scores for r in rows)]
         if not rows: return None
         return ', '.join(f"{m} {mean_span([r.scores[m] for r in rows])}" for m in metrics) + f" (mean of {len(rows)} draw{'s' * (len(rows) > 1)})"
     floors = {}                                              # (n, what it says) → the families it holds for
@@ -319,26 +405,38 @@ def reference_lines(ev: Evidence) -> list[str]:
               for f in ev.anytime if (tokens := said(f, 'tokenizer reconstructions'))]
     return lines
 
+def _panel_sentence(results: Claims) -> str:
+    "What the page says of the feature panel: the metrics each check is repeated in, with their measured sampling noise."
+    noise = {f: x['panel_sampling_sd'] for f, x in results.noise.items() if x.get('panel_sampling_sd')}
+    if not noise: return ''
+    return ("Every check of the image families is repeated in each other metric of the feature panel — KID beside FID, the "
+            "features of a deeper classifier (DeepCNN) and of an autoencoder (AE), each trained independently (notebook 11) — on the "
+            "same samples, by the same rule, each with its own measured sampling noise (" +
+            '; '.join(f"{f}: " + ', '.join(f'{m} {100 * sd:.1f}%' for m, sd in x.items()) for f, x in noise.items()) +
+            "); a verdict that changes across the panel is marked *metric-fragile*. ")
+
 def claims_markdown(results: Claims, ev: Evidence) -> str:
     "The page `claims.md`: how to read it, the full table (sources, tally, legend), and the ILSD ablations."
     lines = ['# The paper\'s claims, checked at our scale', '',
              "Generated by `nbs/experiments/claims.ipynb` from the JSON files next to it. " +
              ', '.join(f"{a.metric} of {f} from n = {a.recipe['n_samples']} samples per entry on training seeds {a.seeds} "
                        f"(sampling noise {100 * ev.svar[f] ** 0.5:.1f}% from {len(ev.pairs[f])} pairs of sampling seeds)" for f, a in ev.anytime.items()) +
-             ". FID-FMNIST against 10,000 test images; Fréchet distances are biased upward at small n: compare entries only at equal n. "
-             "Every check of the image families is repeated in KID-FMNIST (the same samples, the same rule, its own sampling noise: " +
-             ', '.join(f"{f} {100 * x['second_sampling_sd']:.1f}%" for f, x in results.noise.items() if 'second_sampling_sd' in x) +
-             "); a verdict that changes with the metric is marked *metric-fragile*. "
+             ". FID-FMNIST against 10,000 test images; Fréchet distances are biased upward at small n: compare entries only at equal n. " +
+             _panel_sentence(results) +
              "Each check: A/B of the seed means with its 90% interval [lo, hi] (Student t; log scale; variances floored at the measured "
-             "sampling noise and 1%), its margin to the decision boundary (positive: past it; negative: short of the nearest one) and "
+             "sampling noise and 1%), its margin (the factor by which that interval clears its deciding boundary, or falls short of the "
+             "nearest one) and "
              "ν, its degrees of freedom; the effect each claim must show is declared in its own column. "
              "Rows marked *beyond the paper* test a claim on a family the paper did not try.", '',
              *[f'{said}\n' for f, a in ev.anytime.items() if (said := provenance(f, a.recipe))],    # models from the zoo: which code
              *[f'{line}\n' for line in reference_lines(ev)],                                          # the floor and the tokenizer's ceiling
              results.table(sources=True)]
+    if (panel := results.panel_table()):
+        lines += ['', '## Each verdict in every feature space of the panel', '',
+                  'The same check on the same samples, judged in each metric with its own measured sampling noise (the headline, '
+                  'FID-FMNIST, is the verdict column above).', '', panel]
     if ev.ablations is not None:
         ab = ev.ablations
         lines += ['', f'ILSD ablations (E5, `ilsd_ablations.json`, {ab.family}), {ab.metric} at each L for training seed {ab.seeds[0]}:', '']
         lines += [f"- {label}: " + ', '.join(f"L={r['loops']} {r[ab.metric]:.1f}" for r in v.rows[0]) for label, v in ab.variants.items()]
     return '\n'.join(lines) + '\n'
-

@@ -4,13 +4,13 @@
 
 # %% ../../nbs/13_results.ipynb #0bbc0161
 from __future__ import annotations
-import dataclasses, json, typing
+import dataclasses, json, math, typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from .bookkeeping import output_dir
 
 # %% auto #0
-__all__ = ['VERDICTS', 'VERDICT_LEGEND', 'SCHEMAS', 'SeedRun', 'Anytime', 'SplitScores', 'IsoCompute', 'Pareto', 'Curve',
+__all__ = ['VERDICTS', 'GOALS', 'VERDICT_LEGEND', 'SCHEMAS', 'SeedRun', 'Anytime', 'SplitScores', 'IsoCompute', 'Pareto', 'Curve',
            'Convergence', 'Variant', 'Ablations', 'UpdateNorms', 'ExtraCurve', 'Extrapolation', 'Video', 'Claim',
            'Claims', 'AdaptiveRun', 'Adaptive', 'Throughput', 'SampleGrid', 'VideoFrames', 'DataImages', 'DataClips',
            'Viewer', 'TrainSpeed', 'Scaling', 'mean_span', 'Reference', 'References', 'ResultsError', 'schema_of',
@@ -177,23 +177,36 @@ class Claim:
     claim: str
     paper: str
     measured: str
-    verdict: str                                # 'reproduced' | 'inconclusive' | 'not reproduced'
+    verdict: str                                # the paper's claims: VERDICTS; our own goals (scope 'goal'): GOALS
     sources: str
-    scope: str = 'paper'                        # 'paper' | 'beyond the paper'
+    scope: str = 'paper'                        # 'paper' | 'beyond the paper' (a family the paper did not try) | 'goal' (a goal of ours)
     effect: str = ''                            # the effect the claim must show, declared before looking (e.g. 'parity: within 10%')
     margin: float | None = None                 # log-ratio distance of the deciding check's interval past (> 0) or short of (< 0) its boundary
     stability: str = ''                         # 'stable', or 'fragile: …' with what moved it (leave-one-seed-out, second sampling seed)
     ratio: list[float] | None = None            # the deciding check's A/B and its 90% interval: [ratio, lo, hi]
     ab: str = ''                                # what A and B of `ratio` are, e.g. 'ELT at L_max / unique depth'
-    other_metric: str = ''                      # the same check in a second metric, e.g. 'KID-FMNIST: reproduced, 1.43× [1.2, 1.7]' ('' if none)
-    metric_fragile: bool = False                # the second metric gives another verdict
+    other_metric: str = ''                      # the panel in one line: 'agrees in all 5' or the metrics that disagree ('' if none was judged)
+    metric_fragile: bool = False                # some feature space of the panel gives another verdict
+    panel: dict[str, str] = field(default_factory=dict)   # metric → 'verdict, A/B [lo, hi]' of the same check in that feature space
+    tie_break: bool = False                     # decided by the tie-break: an ordering surely true, by less than the declared gap
 
     def __post_init__(self):
-        if self.verdict not in VERDICTS:
-            raise ResultsError(f"claim {self.claim!r}: verdict {self.verdict!r} is not one of {VERDICTS}; rerun the claims notebook")
+        allowed = GOALS if self.scope == 'goal' else VERDICTS
+        if self.verdict not in allowed:
+            raise ResultsError(f"claim {self.claim!r}: verdict {self.verdict!r} is not one of {allowed} (scope {self.scope!r}); rerun the claims notebook")
 
     @property
-    def name(self) -> str: return self.claim + (' *(beyond the paper)*' if self.scope != 'paper' else '')
+    def name(self) -> str:
+        return self.claim + {'paper': '', 'goal': ' *(beyond the paper: a goal of ours)*'}.get(self.scope, ' *(beyond the paper)*')
+
+    def verdict_text(self) -> str:
+        "The verdict in bold, and the tie-break named where it decided."
+        return f'**{self.verdict}**' + (' (by the tie-break: surely lower, by less than the declared gap)' if self.tie_break else '')
+
+    def margin_text(self) -> str:
+        "The margin as the factor by which the deciding interval clears its boundary, or falls short of the nearest one."
+        if self.margin is None: return ''
+        return f"{'clears by' if self.margin >= 0 else 'short by'} ×{math.exp(abs(self.margin)):.3f}"
 
     def ratio_text(self) -> str:
         "The deciding check's A/B with its 90% interval, A and B named ('—' when nothing was estimated)."
@@ -203,24 +216,30 @@ class Claim:
         return f'{named}{self.ratio[0]:.2f}× [{self.ratio[1]:.2f}, {self.ratio[2]:.2f}]'
 
     def stability_word(self) -> str:
-        "'stable', 'fragile', 'untested' or 'a fact', with the qualifier a two-seed 'stable' needs, and 'metric-fragile' where the second metric disagrees."
+        "'stable', 'fragile', 'untested' or 'a fact', with the qualifier a two-seed 'stable' needs, and 'metric-fragile' where the panel disagrees."
         word = next((w for w in ('fragile', 'stable', 'untested', 'a fact') if self.stability.startswith(w)), '—')
         return word + (' (on the second sampling seed only: with two training seeds, leaving one out decides nothing)'
                        if word == 'stable' and 'decides nothing' in self.stability else '') + \
                (f"; **metric-fragile** ({self.other_metric.split(',')[0]})" if self.metric_fragile else '')
 
 VERDICTS = ('reproduced', 'inconclusive', 'not reproduced')
+GOALS = ('met', 'undecided', 'not met')                 # the same three outcomes, for goals of our own: nothing to reproduce
 VERDICT_LEGEND = (
-    "How to read a verdict: each claim declares its effect before the run — *parity*, A at most (1 + margin)·B, or *ordering*, "
-    "A lower than B with a declared gap — and is decided by the 90% interval of A/B over training seeds (lower scores are "
-    "better). **reproduced**: the declared effect is established (the whole interval lies on the claim's side of its "
-    "boundary: below 1 + margin, or below 1). **not reproduced**: it is ruled out (the interval lies wholly above 1 + margin, "
-    "or wholly above 1/(1 + gap): no gap that large). **inconclusive**: neither. Tie-break: an ordering interval below 1 but "
-    "above 1/(1 + gap) — A surely lower, by less than the declared gap — counts as reproduced. *stable*: the same verdict with "
-    "any one training seed left out and on a second sampling seed; *fragile*: one of those changes it (named in "
-    "`claims.md`); *untested*: none of them could have; *a fact*: a quantity every seed gives alike, compared as it is, "
-    "without an interval. *metric-fragile*: the same check in the second metric (KID beside FID) gives another verdict — "
-    "the verdict hangs on the metric. Each family has its own row: one family's result never decides another's.")
+    "How to read a verdict: each claim declares its effect before the run — *parity*, A at most (1 + margin)·B, *ordering*, "
+    "A lower than B with a declared gap, or a *trend*, each training seed's slope of log score against the loop count read as "
+    "a factor per loop and judged like an ordering — and is decided by the 90% interval of A/B over training seeds (lower "
+    "scores are better). **reproduced**: the declared effect is established (the whole interval lies on the claim's side of "
+    "its boundary: below 1 + margin, or below 1). **not reproduced**: it is ruled out (the interval lies wholly above "
+    "1 + margin, or wholly above 1/(1 + gap): no gap that large). **inconclusive**: neither. When an ordering's interval lies "
+    "below 1 but above 1/(1 + gap) — A surely lower, by less than the declared gap — both hold, and the tie-break counts it "
+    "as reproduced; the row says so where it decides. *margin*: the factor by which the deciding interval clears its "
+    "boundary (or falls short of the nearest one). Goals of our own (*beyond the paper: a goal of ours*) are judged by the "
+    "same rule and say **met**, **not met** or **undecided**: there is nothing of the paper's to reproduce. *stable*: the "
+    "same verdict with any one training seed left out and on a second sampling seed; *fragile*: one of those changes it "
+    "(named in `claims.md`); *untested*: none of them could have; *a fact*: a quantity every seed gives alike, compared as it "
+    "is, without an interval. *metric-fragile*: the same check in another feature space of the panel (KID beside FID, a "
+    "deeper classifier's features, an autoencoder's code) gives another verdict — the verdict hangs on the features. Each "
+    "family has its own row: one family's result never decides another's.")
 
 @dataclass
 class Claims:
@@ -229,37 +248,45 @@ class Claims:
     noise: dict[str, dict] = field(default_factory=dict)     # family → measured sampling sd (log scale), pairs, training seeds, n
 
     def tally(self) -> dict[str, int]:
-        "How many claims have each verdict, and how many are fragile or untested."
-        return {**{v: sum(c.verdict == v for c in self.claims) for v in VERDICTS},
+        "How many claims have each verdict (the paper's) or outcome (our goals), and how many are fragile, untested or metric-fragile."
+        return {**{v: sum(c.verdict == v for c in self.claims) for v in VERDICTS + GOALS},
                 **{s: sum(c.stability.startswith(s) for c in self.claims) for s in ('fragile', 'untested')},
                 'metric-fragile': sum(c.metric_fragile for c in self.claims)}
 
     def tally_line(self) -> str:
-        n = self.tally()
-        return (f"Tally: **{n['reproduced']} reproduced, {n['inconclusive']} inconclusive, {n['not reproduced']} not reproduced**; "
-                f"{n['fragile']} of {len(self.claims)} verdicts fragile, {n['untested']} untested" +
+        n, goals = self.tally(), [c for c in self.claims if c.scope == 'goal']
+        return (f"Tally: **{n['reproduced']} reproduced, {n['inconclusive']} inconclusive, {n['not reproduced']} not reproduced**" +
+                (f"; goals of ours: **{n['met']} met, {n['undecided']} undecided, {n['not met']} not met**" if goals else '') +
+                f"; {n['fragile']} of {len(self.claims)} verdicts fragile, {n['untested']} untested" +
                 (f", {n['metric-fragile']} metric-fragile." if any(c.other_metric for c in self.claims) else '.'))
 
     def table(self, sources: bool = False) -> str:
         "Every claim in full — paper, declared effect, measured numbers, verdict, deciding A/B, margin, stability — then the tally and the legend."
         second = any(c.other_metric for c in self.claims)
         head = ['claim', 'paper', 'declared effect', 'measured here', 'verdict', 'A / B [90% interval]', 'margin', 'stability']
-        head += ['in a second metric'] * second + ['source (`figures/`)'] * sources
+        head += ['across the feature panel'] * second + ['source (`figures/`)'] * sources
         lines = ['| ' + ' | '.join(head) + ' |', '|---' * len(head) + '|']
         for c in self.claims:
-            cells = [c.name, c.paper, c.effect, c.measured, f'**{c.verdict}**', c.ratio_text(),
-                     '' if c.margin is None else f'{100 * c.margin:+.1f}%', c.stability]
+            cells = [c.name, c.paper, c.effect, c.measured, c.verdict_text(), c.ratio_text(), c.margin_text(), c.stability]
             cells += [(c.other_metric or '—') + (' **(metric-fragile)**' if c.metric_fragile else '')] * second
             lines.append('| ' + ' | '.join(cells + [', '.join(f'`{s}.json`' for s in c.sources.split(', '))] * sources) + ' |')
         return '\n'.join(lines) + f'\n\n{self.tally_line()}\n\n{VERDICT_LEGEND}'
+
+    def panel_table(self) -> str:
+        "Each claim's verdict in every feature space of the panel: one column a metric ('' when no claim was judged in more than one)."
+        metrics = list(dict.fromkeys(m for c in self.claims for m in c.panel))
+        if not metrics: return ''
+        lines = ['| claim | ' + ' | '.join(metrics) + ' |', '|---' * (len(metrics) + 1) + '|']
+        lines += [f"| {c.name} | " + ' | '.join(c.panel.get(m, '—') for m in metrics) + ' |' for c in self.claims if c.panel]
+        return '\n'.join(lines)
 
     def summary(self) -> str:
         "One line per claim: the claim, its verdict, its deciding A/B with the interval, its stability; the tally and the legend."
         lines = ['| claim | verdict | A / B [90% interval] | stable? |', '|---|---|---|---|']
         for c in self.claims:
             name, _, family = c.claim.partition(' — ')             # the family's short name: its description up to the parenthesis
-            name += (f" — {family.split(chr(40))[0].strip()}" if family else '') + (' *(beyond the paper)*' if c.scope != 'paper' else '')
-            lines.append(f"| {name} | **{c.verdict}** | {c.ratio_text()} | {c.stability_word()} |")
+            name += (f" — {family.split(chr(40))[0].strip()}" if family else '') + c.name[len(c.claim):]
+            lines.append(f"| {name} | {c.verdict_text()} | {c.ratio_text()} | {c.stability_word()} |")
         return '\n'.join(lines) + f'\n\n{self.tally_line()}\n\n{VERDICT_LEGEND}'
 
 @dataclass
@@ -385,7 +412,7 @@ class References:
 
     def table(self) -> str:
         "One row per family, kind of images and n: each metric's mean over the draws, (min–max) where there are several."
-        groups, metrics = {}, [m for m in ('FID-FMNIST', 'KID-FMNIST', 'class_consistency') if any(m in r.scores for r in self.rows)]
+        groups, metrics = {}, [m for m in ('FID-FMNIST', 'KID-FMNIST', 'FID-DeepCNN', 'FID-AE', 'class_consistency') if any(m in r.scores for r in self.rows)]
         for r in self.rows: groups.setdefault((r.family, r.what, r.n), []).append(r)
         cell = lambda rs, m: mean_span([r.scores[m] for r in rs]) if all(m in r.scores for r in rs) else '—'
         lines = ['| family | images | n | draws | ' + ' | '.join(metrics) + ' |', '|---|---|---|---|' + '---|' * len(metrics)]

@@ -21,7 +21,8 @@ def _reproduction(families: dict, video: dict, seeds: list, split: str, converge
     the monotone curve) train on `central_seeds`, everything else on `seeds`; the claims' rows are scored on every `sampling_seeds`."""
     seeds_of = lambda fam: central_seeds if central_seeds and fam in central else seeds
     return {
-        **{f'{fam}_anytime': dict(family=fam, recipe=r, split=split, seeds=seeds_of(fam), sampling_seeds=sampling_seeds, extra_loops=2)
+        **{f'{fam}_anytime': dict(family=fam, recipe=r, split=split, seeds=seeds_of(fam), sampling_seeds=sampling_seeds, extra_loops=2,
+                                  far_multiple=2)      # ELT also at 2·L_max: the far-extrapolation claim
            for fam, r in families.items()},
         'iso_compute': dict(recipes=families, seeds=seeds, sampling_seeds=sampling_seeds, pareto_loops=sizes.get('pareto_loops', 3),
                             splits=sizes.get('iso_splits', [])),

@@ -11,8 +11,9 @@ from typing import Callable
 
 # %% auto #0
 __all__ = ['REPRODUCED', 'INCONCLUSIVE', 'NOT_REPRODUCED', 'ALPHA', 'MIN_REL_SD', 'FACT', 'mean_std', 'fmt', 'betainc', 't_cdf',
-           't_quantile', 'LogRatio', 'log_ratio', 'Verdict', 'lower', 'within', 'combine', 'resampled_pairs',
-           'sampling_variance', 'simulate_verdicts', 'by_loops', 'NotMeasured', 'View', 'stability']
+           't_quantile', 'LogRatio', 'log_ratio', 'Verdict', 'margin_text', 'lower', 'within', 'combine',
+           'resampled_pairs', 'sampling_variance', 'simulate_verdicts', 'by_loops', 'simulate_check', 'each_step_lower',
+           'all_within', 'trend_lower', 'NotMeasured', 'View', 'stability']
 
 # %% ../../nbs/13b_verdict.ipynb #128890ee
 REPRODUCED, INCONCLUSIVE, NOT_REPRODUCED = 'reproduced', 'inconclusive', 'not reproduced'
@@ -132,10 +133,21 @@ class Verdict:
         "This verdict with A and B named, for the tables that print its ratio."
         return dataclasses.replace(self, ab=ab)
 
+    @property
+    def tie_break(self) -> bool:
+        "An ordering decided by the tie-break: A surely lower (interval below 1), yet by less than the declared gap (above 1/(1 + gap))."
+        return (self.kind == 'lower' and self.outcome == REPRODUCED and self.interval is not None
+                and self.interval[0] > 1 / (1 + self.effect))
+
     def __str__(self) -> str:
         if self.interval is None: return f"{self.outcome} ({self.reason})"
-        return (f"{self.ratio:.2f}× [{self.interval[0]:.2f}, {self.interval[1]:.2f}], margin {100 * self.margin:+.1f}%, "
-                f"ν {self.df:.1f}: {self.outcome}")
+        return (f"{self.ratio:.2f}× [{self.interval[0]:.2f}, {self.interval[1]:.2f}], {margin_text(self.margin)}, "
+                f"ν {self.df:.1f}: {self.outcome}" + (' (by the tie-break: surely lower, by less than the declared gap)' * self.tie_break))
+
+def margin_text(margin: float | None) -> str:
+    "A margin as what it is: the factor by which the interval clears its deciding boundary, or falls short of the nearest one."
+    if margin is None: return ''
+    return f"{'clears its boundary' if margin >= 0 else 'short of a boundary'} by ×{math.exp(abs(margin)):.3f}"
 
 def _judge(kind: str, effect: float, est: LogRatio | None, reproduced_below: float, not_above: float) -> Verdict:
     if est is None: return Verdict(INCONCLUSIVE, kind, effect, reason='fewer than two training seeds on a side')
@@ -213,6 +225,46 @@ def by_loops(rows_per_seed: list[list[dict]], metric: str) -> dict[int, list[flo
         for r in rows:
             if r.get('sampling_seed', 0) == 0: out.setdefault(r['loops'], []).append(r[metric])
     return out
+
+# %% ../../nbs/13b_verdict.ipynb #34fdb69f
+def simulate_check(check: Callable, points: list[tuple[float, int, int]], seed_sd: float = 0.05, sampling_sd: float = 0.03,
+                   n_pairs: int = 40, draws: int = 2000, seed: int = 0) -> dict[str, float]:
+    """How often `check(values, sampling_var)` says each outcome, where `values` holds one {training seed: score} per point
+    of `points` — (true log score, model group, training seeds): points of one group are the same models at other settings
+    (they share each seed's offset), other groups are other models — and the sampling variance is measured from `n_pairs`
+    resampled pairs, as the experiments do."""
+    rng, counts = random.Random(seed), {REPRODUCED: 0, INCONCLUSIVE: 0, NOT_REPRODUCED: 0}
+    seeds_of = {}
+    for _, group, n in points: seeds_of[group] = max(seeds_of.get(group, 0), n)
+    for _ in range(draws):
+        offset = {g: [rng.gauss(0, seed_sd) for _ in range(n)] for g, n in seeds_of.items()}
+        values = [{s: math.exp(true + offset[g][s] + rng.gauss(0, sampling_sd)) for s in range(n)} for true, g, n in points]
+        v = sampling_variance((math.exp(rng.gauss(0, sampling_sd)), math.exp(rng.gauss(0, sampling_sd))) for _ in range(n_pairs))
+        counts[check(values, v).outcome] += 1
+    return {k: c / draws for k, c in counts.items()}
+
+def each_step_lower(curve: list[dict], effect: float, sampling_var: float = 0.0, names: list[str] | None = None) -> Verdict:
+    """'Each point lower than the one before' — a monotone curve as an ordering: every consecutive pair of `curve` (one
+    {training seed: score} per point, the same models throughout) judged by `lower`, paired, and combined."""
+    names = names or [f'point {i + 1} / point {i}' for i in range(1, len(curve))]
+    return combine([lower(b, a, effect, sampling_var, paired=True).named(n) for (a, b), n in zip(zip(curve, curve[1:]), names)])
+
+def all_within(values: list[dict], base: dict, effect: float, sampling_var: float = 0.0, names: list[str] | None = None) -> Verdict:
+    "'Each of `values` no worse than `base`' — every one at most (1 + effect)·`base` (the same models: paired), combined."
+    names = names or [f'value {i} / base' for i in range(len(values))]
+    return combine([within(v, base, effect, sampling_var, paired=True).named(n) for v, n in zip(values, names)])
+def trend_lower(curve: list[dict], effect: float, sampling_var: float = 0.0) -> Verdict:
+    """'The score falls along the curve' — a declared trend test: each training seed's least-squares slope of log score
+    against the point's position (0, 1, 2, …), and their mean read as a per-point factor exp(slope), judged like an
+    ordering against 1: **reproduced** when its interval lies below 1, **not reproduced** when it lies above
+    1/(1 + effect). A seed's slope variance is floored at what sampling noise alone gives it, sampling_var / Σ(x − x̄)²."""
+    seeds = sorted(set.intersection(*(set(c) for c in curve)))
+    if len(seeds) < 2: return Verdict(INCONCLUSIVE, 'lower', effect, reason='fewer than two training seeds on a side')
+    xs = range(len(curve)); xbar = statistics.fmean(xs); sxx = sum((x - xbar) ** 2 for x in xs)
+    slopes = [sum((x - xbar) * math.log(_by_seed(curve[x])[s]) for x in xs) / sxx for s in seeds]
+    var = max(statistics.variance(slopes), max(sampling_var, MIN_REL_SD ** 2) / sxx)
+    est = LogRatio(statistics.fmean(slopes), math.sqrt(var / len(slopes)), len(slopes) - 1, (len(seeds), len(seeds)), True)
+    return _judge('lower', effect, est, 0.0, -math.log1p(effect))
 
 # %% ../../nbs/13b_verdict.ipynb #13114339
 class NotMeasured(LookupError):
