@@ -94,8 +94,11 @@ def probe_signals(t: Trained, signal: str, labels: torch.Tensor, seed: int = 0) 
 
 def study(t: Trained, shapes=('decreasing', 'increasing'), shares=(0.6, 0.8, 0.95), signals=('agreement',),
           quantiles=(0.8, 0.6, 0.4, 0.2), tolerance: float = 0.02, calibration_seed: int = 0, fresh_seed: int = 1000,
-          fresh_shuffle: int = 1, n_probe: int = 100, show_progress: bool = True) -> dict:
-    "Calibrate the norm schedule and halting thresholds of `t` on the calibration seed; score every setting on the fresh one."
+          fresh_shuffle: int = 1, n_probe: int = 100, repeats: int = 1, show_progress: bool = True) -> dict:
+    """Calibrate the norm schedule and halting thresholds of `t` on the calibration seed; score every setting on the fresh one.
+    With `repeats` > 1, the settings the claims compare — fixed L_max, the two schedule shapes and the calibrated settings — are
+    also scored on `repeats` − 1 further fresh seeds (fresh_seed + i, labels shuffled by fresh_shuffle + i), every setting on the
+    same seeds and labels: `paired` holds their rows, so a comparison within this model faces sampling noise alone, measured."""
     metric, L_max, steps = t.family.metric, t.loops_max, t.recipe.sample_steps
     reference = evaluate_loops(t, [L_max], seed=calibration_seed, show_progress=show_progress)[0][metric]
     target = reference * (1 + tolerance)
@@ -112,4 +115,8 @@ def study(t: Trained, shapes=('decreasing', 'increasing'), shares=(0.6, 0.8, 0.9
     settings['norm schedule'] = {'schedule': calibration['norm schedule']['choice']}
     settings |= {f'halting: {s}': {'tau': calibration[f'halting: {s}']['choice'], 'signal': s} for s in signals}
     fresh = {name: evaluate_setting(t, s, seed=fresh_seed, shuffle=fresh_shuffle, show_progress=show_progress) for name, s in settings.items()}
-    return {'seed': t.seed, 'run': t.run_dir.name, 'reference': reference, 'target': target, 'calibration': calibration, 'fresh': fresh}
+    compared = [f'L={L_max}', *shapes, 'norm schedule', *(f'halting: {s}' for s in signals)] if repeats > 1 else []
+    paired = {name: [fresh[name]] + [evaluate_setting(t, settings[name], seed=fresh_seed + i, shuffle=fresh_shuffle + i, show_progress=show_progress)
+                                     for i in range(1, repeats)] for name in compared}
+    return {'seed': t.seed, 'run': t.run_dir.name, 'reference': reference, 'target': target, 'calibration': calibration, 'fresh': fresh,
+            'paired': paired}

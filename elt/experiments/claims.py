@@ -11,7 +11,7 @@ from typing import Callable
 from .bookkeeping import output_dir
 from .verdict import (FACT, INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, NotMeasured, Verdict, View, all_within, combine, fmt, lower,
                                      mean_std, resampled_pairs, sampling_variance, stability, trend_lower, within)
-from .results import (GOALS, VERDICTS, Ablations, Adaptive, Anytime, Claim, Claims, Convergence, IsoCompute, References, Scaling,
+from .results import (GOALS, VERDICTS, Ablations, Adaptive, AdaptiveRun, Anytime, Claim, Claims, Convergence, IsoCompute, References, Scaling,
                                      Video, load_results, mean_span)
 from .zoo import provenance
 from ..evaluation.metrics import PANEL_METRICS
@@ -20,8 +20,8 @@ from ..method.family import get_family
 # %% auto #0
 __all__ = ['GOAL_WORDS', 'PARITY', 'ILSD', 'VANILLA_AT_LMAX', 'MONOTONE', 'MODEST_EXTRAPOLATION', 'FAR_EXTRAPOLATION',
            'TOO_FEW_LAYERS', 'CONVERGENCE', 'VIDEO_PARITY', 'VIDEO_STEPS', 'VIDEO_BEYOND', 'CALIBRATED', 'SCHEDULES',
-           'CLAIMS', 'Evidence', 'Row', 'ClaimSpec', 'per_family', 'judge', 'across_panel', 'check_claims',
-           'reference_lines', 'claims_markdown']
+           'CLAIMS', 'MINIATURE_NOTE', 'Evidence', 'Row', 'ClaimSpec', 'per_family', 'judge', 'across_panel',
+           'check_claims', 'reference_lines', 'claims_markdown']
 
 # %% ../../nbs/14c_claims.ipynb #d69558d4
 @dataclass
@@ -310,14 +310,31 @@ def _adaptive_values(ada: Adaptive, view: View, fam: str, name: str, key: str | 
     if view.sampling_seed != 0: raise NotMeasured('adaptive settings are scored on one fresh sampling seed')
     return {run.seed: run.fresh[name][key or ada.metrics[fam]] for run in ada.families[fam] if run.seed != view.drop}
 
+def _paired_values(run: AdaptiveRun, name: str, key: str) -> dict[int, float]:
+    "{fresh sampling seed: `key`} of setting `name` for one model: every setting on the same seeds and labels."
+    return {row['seed']: row[key] for row in run.paired[name]}
+
+def _within_models(ada: Adaptive, view: View, fam: str, compare: Callable[[AdaptiveRun], list[Verdict]]) -> list[Verdict]:
+    """The checks of `compare`, made within each model of `fam` in the view (paired over its fresh sampling seeds: the noise
+    is the sampling noise of the difference, which those seeds measure), every model's checks together."""
+    if view.sampling_seed != 0: raise NotMeasured('the fresh sampling seeds are the evidence: there is no second set')
+    return [v.named(f'{v.ab} (training seed {run.seed})') for run in ada.families[fam] if run.seed != view.drop for v in compare(run)]
+
 def _calibrated(ev: Evidence) -> list[Row]:
     ada, rows = ev.adaptive, []
     if ada is None: return rows
     for fam in ada.families:
         fixed, metric, noise = ada.FIXED.format(ada.loops_max[fam]), ada.metrics[fam], ev.svar.get(fam, 0.0)
         for name in [s for s in ada.settings(fam) if s == 'norm schedule' or s.startswith('halting')]:
-            def checks(view, fam=fam, name=name, fixed=fixed, noise=noise):
-                "Quality within tolerance of fixed L_max, loops below 0.5×, wall-clock below 0.6× (per seed, on this view)."
+            def compare(run, name=name, fixed=fixed, metric=metric):
+                "Within one model, over its fresh seeds: quality within tolerance of fixed L_max, loops below 0.5×, wall-clock below 0.6×."
+                at = lambda setting, key=metric: _paired_values(run, setting, key)
+                wall = {k: s / at(fixed, 'seconds')[k] for k, s in at(name, 'seconds').items()}
+                return [within(at(name), at(fixed), ada.tolerance, paired=True).named(f'{name} / fixed L_max'),
+                        lower(at(name, 'loop_fraction'), 0.5).named('loop fraction / 0.5'), lower(wall, 0.6).named('wall-clock share / 0.6')]
+            def checks(view, fam=fam, name=name, fixed=fixed, noise=noise, compare=compare):
+                "Paired within each model where the settings were scored on several fresh seeds; else across models, one fresh seed each."
+                if ada.repeats > 1: return _within_models(ada, view, fam, compare)
                 vals = lambda setting, key=None: _adaptive_values(ada, view, fam, setting, key)
                 wall = {s: x / vals(fixed, 'seconds')[s] for s, x in vals(name, 'seconds').items()}
                 return [within(vals(name), vals(fixed), ada.tolerance, noise, paired=True).named(f'{name} / fixed L_max'),
@@ -325,8 +342,12 @@ def _calibrated(ev: Evidence) -> list[Row]:
                         lower(wall, 0.6).named('wall-clock share of fixed L_max / 0.6')]
             def check(view, fam=fam, name=name, fixed=fixed, metric=metric, checks=checks):
                 parts = checks(view)
-                return combine(parts), (f"{fam}, fresh seed, n = {ada.n[fam]}: {metric} {fmt(ada.values(fam, name))} vs fixed L_max {fmt(ada.values(fam, fixed))}: "
-                                        f"{parts[0]}; loops {fmt(ada.values(fam, name, 'loop_fraction'), 2)}× vs 0.5: {parts[1]}; wall-clock vs 0.6: {parts[2]}")
+                how = (f"paired within each model over {ada.repeats} fresh sampling seeds" if ada.repeats > 1 else "fresh seed")
+                shares = [run.calibration[name].get('shares') for run in ada.families[fam]]
+                grid = f"; shares tried {shares[0]}" if shares[0] else ''
+                return combine(parts), (f"{fam}, {how}, n = {ada.n[fam]}: {metric} {fmt(ada.values(fam, name))} vs fixed L_max {fmt(ada.values(fam, fixed))} "
+                                        f"(first fresh seed); loops {fmt(ada.values(fam, name, 'loop_fraction'), 2)}× L_max{grid}; "
+                                        f"closest of {len(parts)} checks: {combine(parts)}")
             rows.append(Row(f'Calibrated {name} ({fam}): fixed-L_max quality within {ada.tolerance:.0%} at ≤ 0.5× the loops and ≤ 0.6× the wall-clock', fam,
                             f'parity ≤ {1 + ada.tolerance:.2f}× fixed L_max; loops below 0.5×; wall-clock below 0.6×', check, ada.seeds, 'goal'))
     return rows
@@ -336,8 +357,12 @@ def _schedules(ev: Evidence) -> list[Row]:
     if ada is None: return rows
     for fam in ada.families:
         def check(view, fam=fam, metric=ada.metrics[fam], noise=ev.svar.get(fam, 0.0)):
-            v = lower(_adaptive_values(ada, view, fam, 'decreasing'), _adaptive_values(ada, view, fam, 'increasing'), ev.effect, noise,
-                      paired=True).named('decreasing / increasing')
+            if ada.repeats > 1:
+                v = combine(_within_models(ada, view, fam, lambda run: [lower(_paired_values(run, 'decreasing', metric), _paired_values(run, 'increasing', metric),
+                                                                              ev.effect, paired=True).named('decreasing / increasing')]))
+            else:
+                v = lower(_adaptive_values(ada, view, fam, 'decreasing'), _adaptive_values(ada, view, fam, 'increasing'), ev.effect, noise,
+                          paired=True).named('decreasing / increasing')
             return v, (f"{fam}, fresh seed: decreasing schedule {metric} {fmt(ada.values(fam, 'decreasing'))} vs increasing "
                        f"{fmt(ada.values(fam, 'increasing'))} (same loops, {fmt(ada.values(fam, 'decreasing', 'loop_fraction'), 2)}× of L_max): {v}")
         rows.append(Row(f'More loops on the early, noisy sampling steps beat more loops on the late ones ({fam})', fam,
@@ -415,8 +440,14 @@ def _panel_sentence(results: Claims) -> str:
             '; '.join(f"{f}: " + ', '.join(f'{m} {100 * sd:.1f}%' for m, sd in x.items()) for f, x in noise.items()) +
             "); a verdict that changes across the panel is marked *metric-fragile*. ")
 
+MINIATURE_NOTE = ("**Not the deciding evidence.** These are small models trained from nothing for about a CPU-minute each (the "
+                  "one-hour miniature); the claims are decided on the reference zoo's pages, `figures/zoo/<family>/claims.md` "
+                  "(`make figures PROFILE=zoo`). Where the two disagree, the zoo's verdicts stand.")
+
 def claims_markdown(results: Claims, ev: Evidence) -> str:
-    "The page `claims.md`: how to read it, the full table (sources, tally, legend), and the ILSD ablations."
+    """The page `claims.md`: how to read it, the full table (sources, tally, legend), each verdict across the feature panel,
+    and the ILSD ablations; a page of models that are not the zoo's says it is not the deciding evidence."""
+    zoo_said = [f'{said}\n' for f, a in ev.anytime.items() if (said := provenance(f, a.recipe))]
     lines = ['# The paper\'s claims, checked at our scale', '',
              "Generated by `nbs/experiments/claims.ipynb` from the JSON files next to it. " +
              ', '.join(f"{a.metric} of {f} from n = {a.recipe['n_samples']} samples per entry on training seeds {a.seeds} "
@@ -428,7 +459,7 @@ def claims_markdown(results: Claims, ev: Evidence) -> str:
              "nearest one) and "
              "ν, its degrees of freedom; the effect each claim must show is declared in its own column. "
              "Rows marked *beyond the paper* test a claim on a family the paper did not try.", '',
-             *[f'{said}\n' for f, a in ev.anytime.items() if (said := provenance(f, a.recipe))],    # models from the zoo: which code
+             *(zoo_said or [MINIATURE_NOTE + '\n']),                                                  # models from the zoo: which code
              *[f'{line}\n' for line in reference_lines(ev)],                                          # the floor and the tokenizer's ceiling
              results.table(sources=True)]
     if (panel := results.panel_table()):

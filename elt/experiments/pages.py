@@ -176,11 +176,20 @@ def results_markdown(name: str, figures: Path | None = None, table: str | None =
     run = ''.join([f", profile {rec['profile']}" if rec.get('profile') else '', f", device {rec['device']}" if rec.get('device') else '',
                    f", speed probe {probe['steps_per_s']} steps/s" if probe else ''])
     return table + f"\n\n*Source: `{shown}` (`nbs/experiments/{NOTEBOOKS.get(name, name)}.ipynb`, " \
-           f"commit {rec['git_commit'][:12]}, {rec['wall_time_s'] / 60:.1f} min{run}).*"
+           f"commit {rec['git_commit'][:12]}, {_run_time(rec, path)}{run}).*"
+
+def _run_time(rec: dict, path: Path) -> str:
+    "How long the run behind `rec` took: its own wall time; for claims, which only read results, the scoring runs it judged as well."
+    own = f"{rec['wall_time_s'] / 60:.1f} min"
+    if rec.get('schema') != 'claims': return own
+    names = dict.fromkeys(s for c in rec['results']['claims'] for s in c['sources'].split(', '))
+    times = {n: json.loads(p.read_text()).get('wall_time_s', 0.0) for n in names if (p := path.parent/f'{n}.json').exists()}
+    if not times: return own
+    return (f"judged in {own} from the scoring runs it reads, {sum(times.values()) / 60:.1f} min: "
+            + ', '.join(f'{n} {t / 60:.1f} min' for n, t in times.items()))
 
 def zoo_markdown(name: str, table: str | None = None, zoo: Path | None = None) -> str:
     """`results_markdown` of `name` (with `{family}` filled in) from each family's zoo run, `figures/zoo/<family>/` (its own
     profile, `zoo-<family>`), each under the family's name; a family not run yet says so."""
     zoo = Path(zoo or project_root()/'figures'/'zoo')
     return '\n\n'.join(f"**{f}**\n\n" + results_markdown(name.format(family=f), zoo/f, table) for f in ZOO_PROFILES.values())
-

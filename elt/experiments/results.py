@@ -298,6 +298,7 @@ class AdaptiveRun:
     target: float                               # what a calibrated setting had to meet there
     calibration: dict[str, dict]                # setting name → {'choice', 'met', 'tried': [[candidate, score], …], 'target'}
     fresh: dict[str, dict]                      # setting name → its row on the fresh seed and labels (elt.experiments.adaptive.evaluate_setting)
+    paired: dict[str, list[dict]] = field(default_factory=dict)   # setting → its rows on every fresh seed (the first is `fresh`), the same seeds and labels for each
 
 @dataclass
 class Adaptive:
@@ -312,6 +313,7 @@ class Adaptive:
     tolerance: float
     calibration_seed: int
     fresh_seed: int
+    repeats: int = 1                            # fresh sampling seeds the compared settings were scored on (paired within each model)
 
     def values(self, family: str, setting: str, key: str | None = None) -> list[float]:
         "One value per training seed of `key` (default: the family's metric) for `setting` on the fresh seed."

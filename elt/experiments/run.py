@@ -9,8 +9,8 @@ from pathlib import Path
 from ..core import ensure_dir, project_root
 
 # %% auto #0
-__all__ = ['PROFILES', 'ZOO_PROFILES', 'EXPERIMENTS', 'NOTEBOOKS', 'experiment_plan', 'check_parameters', 'check_kernel',
-           'run_experiments', 'main']
+__all__ = ['SHARES', 'PROFILES', 'ZOO_PROFILES', 'EXPERIMENTS', 'NOTEBOOKS', 'experiment_plan', 'check_parameters',
+           'check_kernel', 'run_experiments', 'main']
 
 # %% ../../nbs/15_run.ipynb #3e6b875e
 def _reproduction(families: dict, video: dict, seeds: list, split: str, convergence: str = 'diffusion', ablations: str = 'maskgit',
@@ -40,6 +40,7 @@ def _reproduction(families: dict, video: dict, seeds: list, split: str, converge
         'claims': dict(families=list(families)),
     }
 
+SHARES = [0.5, 0.7, 0.85, 0.95]   # norm-schedule shares: the lower ones skip loops (E6 measured ~0.50 / 0.70 / 0.86 / 1.00 per loop)
 _SMOKE = dict(width='T', depth=4, steps=30, batch_size=32, n_samples=50, sample_steps=4, patch=7)
 PROFILES = {
     'smoke': {'out_dir': '', 'experiments': {
@@ -60,7 +61,7 @@ PROFILES = {
                                                n_codes=512, n_train_clips=20000, cfg_scale=2.0),
                                    split='2x4', seeds=[0, 1], decode_steps=[12, 24], extra_loops=2),
                         seeds=[0, 1], central_seeds=[0, 1, 2, 3], sampling_seeds=[0, 1], split='2x4', iso_splits=['8x1', '2x4', '1x8'], extrapolate_loops=2, ablation_samples=200,
-                        adaptive=dict(signals=['agreement'], n_probe=100, quantiles=[0.5, 0.2], shares=[0.9])),
+                        adaptive=dict(signals=['agreement'], n_probe=100, quantiles=[0.5, 0.2], shares=SHARES, repeats=4)),
         'throughput': dict(dtypes=['fp32', 'bf16'], autocast_row=True, widths=[], sweep_points=3, max_width=1536, sweep_batches=[1, 8],
                            table3=['B', 'L', 'XL', 'H'], table3_dtypes=['bf16'], table3_batches=[1], repeats=5, train_width=256,
                            sample_widths=[256], sample_steps=8),
@@ -92,7 +93,7 @@ def _zoo_profile(family: str) -> dict:
     plan = _reproduction(families={family: r}, video={}, seeds=seeds, central_seeds=list(zoo.central_seeds), sampling_seeds=[0, 1],
                          split=split, convergence=family, ablations=family, norms=family, extrapolate=(family,), viewer=family,
                          central=(family,), iso_splits=[f"{r['depth']}x1", split, *zoo.other_splits], extrapolate_loops=2,
-                         adaptive_samples=1000, adaptive=dict(signals=['agreement'], n_probe=200, quantiles=[0.5, 0.2], shares=[0.9]))
+                         adaptive_samples=1000, adaptive=dict(signals=['agreement'], n_probe=200, quantiles=[0.5, 0.2], shares=SHARES, repeats=8))
     left_out = ('convergence', 'ilsd_ablations', 'video', 'claims')       # what the zoo does not hold: its scaling scores stand in
     left_out += ('update_norms', 'viewer') if family != 'diffusion' else ()  # E6 and the viewer: the diffusion family's
     kept = {name: params for name, params in plan.items() if name not in left_out}
