@@ -213,5 +213,5 @@ FAMILY = Family('diffusion', 'diffusion (DiT-style, x0-prediction)', DiffusionOp
                 build=lambda size, opts: DiT(DiTConfig.from_name(size, patch=opts.patch)),
                 data=lambda opts: fashion_mnist('train'), loss=diffusion_train_loss, sample=_sample, decoder=lambda opts: None,
                 flops=lambda cfg, loops, steps, cfg_guidance, opts: dit_flops(cfg, loops, steps, cfg_guidance),
-                evaluate=lambda images, labels: evaluate(images, labels, prc=False), exit_gap=pixel_gap, steps_name='DDIM steps',
+                evaluate=evaluate, exit_gap=pixel_gap, steps_name='DDIM steps',
                 train_overrides=dict(beta2=0.99, weight_decay=0.01))

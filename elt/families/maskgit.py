@@ -168,4 +168,4 @@ def _sample(model, labels, *, loops, steps, cfg_scale, generator, opts):
 FAMILY = Family('maskgit', 'masked generative (MaskGIT-style, patch tokens)', MaskedOptions, _build, _data, token_loss, _sample,
                 decoder=lambda opts: get_tokenizer(opts.tokenizer_config), decoder_shell=lambda opts: PatchTokenizer(opts.tokenizer_config),
                 flops=lambda cfg, loops, steps, cfg_guidance, opts: maskgit_flops(cfg, loops, steps, cfg_guidance),
-                evaluate=lambda images, labels: evaluate(images, labels, prc=False), exit_gap=token_gap, steps_name='decoding steps')
+                evaluate=evaluate, exit_gap=token_gap, steps_name='decoding steps')
