@@ -21,7 +21,7 @@ from ..method.family import get_family
 __all__ = ['GOAL_WORDS', 'PARITY', 'ILSD', 'VANILLA_AT_LMAX', 'MONOTONE', 'MODEST_EXTRAPOLATION', 'FAR_EXTRAPOLATION',
            'TOO_FEW_LAYERS', 'CONVERGENCE', 'VIDEO_PARITY', 'VIDEO_STEPS', 'VIDEO_BEYOND', 'CALIBRATED', 'SCHEDULES',
            'CLAIMS', 'MINIATURE_NOTE', 'Evidence', 'Row', 'ClaimSpec', 'per_family', 'judge', 'across_panel',
-           'check_claims', 'reference_lines', 'claims_markdown']
+           'check_claims', 'reference_lines', 'precision_recall', 'claims_markdown']
 
 # %% ../../nbs/14c_claims.ipynb #d69558d4
 @dataclass
@@ -430,6 +430,18 @@ def reference_lines(ev: Evidence) -> list[str]:
               for f in ev.anytime if (tokens := said(f, 'tokenizer reconstructions'))]
     return lines
 
+def precision_recall(ev: Evidence) -> str:
+    "A table per family of precision and recall of ELT and vanilla looping at L = 1 and L_max, and of unique depth ('' without them)."
+    parts = []
+    for f, a in ev.anytime.items():
+        if not _holds(a, 'precision'): continue
+        cells = [(a.ELT, 1), (a.ELT, a.loops_max), (a.VANILLA, 1), (a.VANILLA, a.loops_max), (a.unique_label, 1)]
+        lines = [f'**{f}** (n = {a.recipe["n_samples"]})', '', f'| model | L | {a.metric} | precision | recall |', '|---|---|---|---|---|']
+        lines += [f"| {label} | {L} | {fmt(a.values(label, L))} | {fmt(a.values(label, L, 'precision'), 3)} | {fmt(a.values(label, L, 'recall'), 3)} |"
+                  for label, L in cells]
+        parts.append('\n'.join(lines))
+    return '\n\n'.join(parts)
+
 def _panel_sentence(results: Claims) -> str:
     "What the page says of the feature panel: the metrics each check is repeated in, with their measured sampling noise."
     noise = {f: x['panel_sampling_sd'] for f, x in results.noise.items() if x.get('panel_sampling_sd')}
@@ -462,6 +474,12 @@ def claims_markdown(results: Claims, ev: Evidence) -> str:
              *(zoo_said or [MINIATURE_NOTE + '\n']),                                                  # models from the zoo: which code
              *[f'{line}\n' for line in reference_lines(ev)],                                          # the floor and the tokenizer's ceiling
              results.table(sources=True)]
+    if (pr := precision_recall(ev)):
+        lines += ['', '## Fidelity or diversity: precision and recall', '',
+                  "torch-fidelity's precision (the share of samples that fall within the real images' feature manifold: fidelity) and "
+                  "recall (the share of real images within the samples' manifold: diversity), in the headline classifier's features, "
+                  "sampling seed 0, mean ± std over training seeds. A FID gap with equal precision and lower recall is missing "
+                  "diversity; with lower precision, worse samples.", '', pr]
     if (panel := results.panel_table()):
         lines += ['', '## Each verdict in every feature space of the panel', '',
                   'The same check on the same samples, judged in each metric with its own measured sampling noise (the headline, '
