@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #a606bb22
 from __future__ import annotations
-import contextlib, dataclasses, errno, hashlib, json, math, numbers, os, pickle, random, re, zipfile
+import contextlib, dataclasses, errno, hashlib, json, math, numbers, os, pickle, random, re, sys, zipfile
 from typing import Callable
 from pathlib import Path
 import numpy as np
@@ -13,8 +13,8 @@ import torch
 # %% auto #0
 __all__ = ['project_root', 'data_dir', 'seed_everything', 'available_devices', 'DeviceError', 'get_device', 'bf16_supported',
            'autocast', 'check_field_types', 'CheckpointError', 'config_diff', 'StorageError', 'ensure_dir',
-           'atomic_write', 'write_text_atomic', 'remove_stale_tmp', 'save_checkpoint', 'load_checkpoint', 'sha256_file',
-           'config_key']
+           'atomic_write', 'write_text_atomic', 'cli', 'die_with_parent', 'remove_stale_tmp', 'save_checkpoint',
+           'load_checkpoint', 'sha256_file', 'config_key']
 
 # %% ../nbs/00_core.ipynb #6c1c0143
 def project_root() -> Path:
@@ -157,6 +157,23 @@ def write_text_atomic(path, text: str) -> Path:
     "`Path.write_text`, all or nothing."
     return atomic_write(path, lambda tmp: tmp.write_text(text))
 
+def cli(main: Callable, argv=None, clear: tuple = ()) -> None:
+    """Run a command line's `main(argv)`: a refusal of ours — ValueError, TypeError, FileNotFoundError, StorageError,
+    CheckpointError, or one of `clear` — prints its message alone (`error: …`) and exits with status 2; a clear message
+    needs no traceback above it. Anything else keeps its traceback: that is a bug to report."""
+    try: main(argv)
+    except (ValueError, TypeError, FileNotFoundError, StorageError, CheckpointError, *clear) as e:
+        print(f"error: {e}", file=sys.stderr); sys.exit(2)
+
+def die_with_parent(parent: int | None = None):
+    """Run first in a worker process: ask Linux to SIGKILL it the moment its parent dies, however the parent ends (`kill -9`
+    included), and exit at once when the parent `parent` is already gone. A no-op elsewhere: there, a killed parent's workers
+    end with their task. The worker's run lock (a `flock`) goes with it."""
+    if not sys.platform.startswith('linux'): return
+    import ctypes, signal
+    if ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0) != 0: return      # 1: PR_SET_PDEATHSIG
+    if parent is not None and os.getppid() != parent: os._exit(1)                             # orphaned before the line above
+
 def _alive(pid: int) -> bool:
     try: os.kill(pid, 0)
     except ProcessLookupError: return False
@@ -196,6 +213,19 @@ def _weights_mismatch(expected: dict, found: dict) -> str:
     return '; '.join(x for x in (f"missing {_few(missing)}" if missing else '', f"unexpected {_few(unexpected)}" if unexpected else '',
                                  f"other shapes: {_few(shapes)}" if shapes else '') if x)
 
+def _check_crcs(path: Path):
+    """Refuse a damaged archive: every record of the zip that torch.save writes carries a CRC-32 of its bytes, which torch does
+    not check when it loads; `zipfile` does. One flipped bit anywhere in the weights fails it."""
+    try:
+        with zipfile.ZipFile(path) as z: bad = z.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
+        raise CheckpointError(f"{path} is damaged: its archive cannot be read through ({type(e).__name__}: {e}); nothing was loaded. "
+                              "Restore it from a copy (`git checkout -- <file>` for a shipped model), or retrain.") from e
+    if bad is not None:
+        raise CheckpointError(f"{path} is damaged: its record {bad.split('/', 1)[-1]!r} fails the CRC-32 checksum stored with it (a byte "
+                              "changed since it was written); nothing was loaded. Restore it from a copy (`git checkout -- <file>` "
+                              "for a shipped model), or retrain.")
+
 def load_checkpoint(path, cfg=None, model: torch.nn.Module | None = None, map_location='cpu') -> dict:
     "Load a checkpoint safely; refuse it if its config differs from `cfg`; load its weights into `model` if given."
     path = Path(path)
@@ -203,6 +233,7 @@ def load_checkpoint(path, cfg=None, model: torch.nn.Module | None = None, map_lo
     if path.is_file() and not zipfile.is_zipfile(path):
         raise CheckpointError(f"{path} is not a checkpoint: it is not the zip archive that torch.save writes (it may be truncated or "
                               "corrupt, or another kind of file); delete it and retrain, or restore it from a copy")
+    if path.is_file(): _check_crcs(path)
     try: state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         if 'weights only load failed' not in str(e).lower(): raise CheckpointError(f"{path} is not a readable checkpoint "
@@ -219,6 +250,10 @@ def load_checkpoint(path, cfg=None, model: torch.nn.Module | None = None, map_lo
     meta = [k for k, v in _tensors(state) if v.is_meta]
     if meta: raise CheckpointError(f"{path} holds tensors on the meta device, shapes without data ({_few(meta)}): it was saved from a "
                                    "model whose weights were never materialised. Save the trained model's weights instead, or retrain.")
+    bad = [k for k, v in _tensors(state['model']) if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad: raise CheckpointError(f"{path} holds non-finite weights (NaN or infinity) in {_few(bad)}: a training run that diverged, or "
+                                  "a damaged file. Nothing was loaded; restore the file from a copy (`git checkout -- <file>` for a "
+                                  "shipped model), or retrain.")
     if cfg is not None:
         diff = config_diff(_cfg_dict(cfg), state['cfg'])
         if diff:

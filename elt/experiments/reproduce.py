@@ -12,9 +12,9 @@ from typing import Callable
 import torch
 import copy
 import torch.nn as nn
-from ..core import StorageError, atomic_write, autocast, bf16_supported, check_field_types, get_device, config_key, load_checkpoint, write_text_atomic
+from ..core import StorageError, atomic_write, cli, die_with_parent, autocast, bf16_supported, check_field_types, get_device, config_key, load_checkpoint, write_text_atomic
 from ..provenance import source_hash, note_stale, reuse_stale
-from ..evaluation.metrics import class_grid
+from ..evaluation.metrics import MIN_SAMPLES, class_grid
 from ..data import fashion_mnist
 from .results import Reference, SeedRun
 from .verdict import by_loops, mean_std
@@ -29,6 +29,12 @@ __all__ = ['PROBE_RECIPE', 'Recipe', 'Trained', 'is_unique', 'training_mode', 't
 
 # %% ../../nbs/14_reproduce.ipynb #efa6edc7
 _SIZE_FIELDS = ('width', 'depth')
+
+def _memory_bytes() -> float:
+    "The memory a training step can use: the GPU's when `$ELT_DEVICE` (or the default device) is CUDA, else this machine's RAM."
+    device = get_device()
+    if device.type == 'cuda': return float(torch.cuda.get_device_properties(device).total_memory)
+    return float(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES'))
 
 @dataclass
 class Recipe:
@@ -54,10 +60,26 @@ class Recipe:
         if self.depth not in (4, 6, 8, 12): raise ValueError(f"depth must be one of (4, 6, 8, 12), got {self.depth}")
         for k in ('steps', 'batch_size', 'n_samples', 'sample_steps'):
             if getattr(self, k) < 1: raise ValueError(f"{k} must be ≥ 1, got {getattr(self, k)}")
+        if self.n_samples < MIN_SAMPLES:
+            raise ValueError(f"Recipe.n_samples={self.n_samples}: the metrics need at least {MIN_SAMPLES} samples per evaluation; refused "
+                             f"before any training (use n_samples ≥ {MIN_SAMPLES}, and the same n wherever scores are compared)")
         if not self.lr > 0: raise ValueError(f"Recipe.lr must be > 0, got {self.lr}")
         if self.cfg_scale < 0: raise ValueError(f"Recipe.cfg_scale must be ≥ 0 (0 turns guidance off), got {self.cfg_scale}")
         if self.snapshot_every < 0: raise ValueError(f"Recipe.snapshot_every must be ≥ 0 (0 keeps no snapshots), got {self.snapshot_every}")
         self.opts                                                           # the family validates its own options
+        need, have = self.training_bytes(), _memory_bytes()
+        if need > 0.8 * have:
+            fits = max(1, int(self.batch_size * 0.8 * have / need))
+            raise ValueError(f"Recipe.batch_size={self.batch_size}: a training step of this {self.family} model (width {self.width}, depth "
+                             f"{self.depth}) would hold about {need / 2**30:.1f} GiB of activations, more than 80% of the {have / 2**30:.1f} GiB "
+                             f"here; refused before any training. Use batch_size ≤ {fits}.")
+
+    def training_bytes(self) -> float:
+        """An estimate of the activations one training step holds (fp32): per layer application b·t·d·(34 + 5·a·t/d)·2 bytes
+        (Korthikanti et al. 2022's count for a transformer layer, doubled from fp16), times the effective depth."""
+        cfg = self.family_spec.build(self.size(f'{self.depth}x1'), self.opts).cfg
+        b, t, d, a = self.batch_size, cfg.n_tokens, cfg.width, cfg.n_heads
+        return 2.0 * b * t * d * (34 + 5 * a * t / d) * self.depth
 
     @property
     def family_spec(self) -> Family: return get_family(self.family)
@@ -207,7 +229,8 @@ def train_models(jobs: list[tuple], workers: int | None = None, device=None) -> 
         for r in {json.dumps(dataclasses.asdict(r), sort_keys=True): r for r, *_ in unique}.values():
             r.family_spec.data(r.opts)                                    # fit and cache what the data needs (a tokenizer) once, not per worker
         threads = max(1, (os.cpu_count() or 1) // workers)
-        with cf.ProcessPoolExecutor(min(workers, len(unique)), mp_context=mp.get_context('spawn')) as pool:
+        with cf.ProcessPoolExecutor(min(workers, len(unique)), mp_context=mp.get_context('spawn'), initializer=die_with_parent,
+                                    initargs=(os.getpid(),)) as pool:        # workers never outlive this process
             futures = {pool.submit(_train_job, dataclasses.asdict(r), split, mode, seed, kw, threads, str(device)): (r.family, split, mode, seed)
                        for r, split, mode, seed, kw in unique}
             for i, f in enumerate(cf.as_completed(futures), 1):
@@ -230,7 +253,7 @@ def main(argv=None):
     t = train_model(Recipe.of(args.family, params), args.split, args.mode, args.seed, show_progress=lead)
     if lead: print(json.dumps({'run_dir': str(t.run_dir), 'steps': t.steps, 'train_seconds': round(t.train_seconds, 1)}), flush=True)
 
-if __name__ == '__main__' and not hasattr(sys, 'ps1') and 'ipykernel' not in sys.modules: main()
+if __name__ == '__main__' and not hasattr(sys, 'ps1') and 'ipykernel' not in sys.modules: cli(main)
 
 # %% ../../nbs/14_reproduce.ipynb #9676b626
 PROBE_RECIPE = dict(width='S', depth=8, patch=7, steps=800, batch_size=32, bf16=False, n_samples=400, sample_steps=12, cfg_scale=2.0)  # the default profile's masked recipe
@@ -300,6 +323,11 @@ def _snapshot(t: Trained, step: int) -> nn.Module:
     model = copy.deepcopy(t.model); load_checkpoint(snap, model=model)       # weights read on the CPU, copied onto the model's device
     return model.eval()
 
+def _holds_finite(row: dict, metric: str) -> bool:
+    "Whether a cached row answers what is asked of it: `metric` present and a finite number."
+    v = row.get(metric)
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
 def evaluate_loops(t: Trained, loops_list: list[int], step: int | None = None, seed: int = 0, sample_steps: int | None = None,
                    show_progress: bool = True) -> list[dict]:
     "The family's metrics (and GFLOPs per sample) at each loop count; cached per row in the run dir."
@@ -309,7 +337,11 @@ def evaluate_loops(t: Trained, loops_list: list[int], step: int | None = None, s
     sample_steps, code = t._steps(sample_steps), scoring_code(t)
     rows = []
     for loops in loops_list:
-        path, row = cached_evaluation(_eval_path(t, loops, step, seed, sample_steps, code))
+        fresh = _eval_path(t, loops, step, seed, sample_steps, code)
+        path, row = cached_evaluation(fresh)
+        if row is not None and not _holds_finite(row, fam.metric):
+            print(f"the cached evaluation {path.with_suffix('.json')} holds no finite {fam.metric}: recomputing it", file=sys.stderr)
+            path, row = fresh, None
         if row is not None:
             rows.append(row); continue
         labels, t0 = torch.arange(n) % 10, time.perf_counter()

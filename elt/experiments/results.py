@@ -4,7 +4,7 @@
 
 # %% ../../nbs/13_results.ipynb #0bbc0161
 from __future__ import annotations
-import dataclasses, json, math, typing
+import dataclasses, json, math, types, typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from .bookkeeping import output_dir
@@ -46,6 +46,18 @@ class Anytime:
     family: str = ''
     metric: str = 'FID-FMNIST'
     in_paper: bool = True
+
+    def __post_init__(self):
+        "Every row of every model holds a loop count ≥ 1 and a finite value of the headline metric: checked when read, or when written."
+        for label, runs in self.models.items():
+            for run in runs:
+                for i, r in enumerate(run.rows):
+                    where = f"{label}, run {run.run}, row {i}"
+                    if not (isinstance(r.get('loops'), int) and not isinstance(r.get('loops'), bool) and r['loops'] >= 1):
+                        raise ResultsError(f"any-time results: {where} has loops {r.get('loops')!r}, not a loop count ≥ 1")
+                    v = r.get(self.metric)
+                    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                        raise ResultsError(f"any-time results: {where} (L = {r['loops']}) has {self.metric} {v!r}, not a finite number")
 
     @property
     def unique_label(self) -> str: return next(k for k in self.models if k.startswith('unique'))
@@ -440,9 +452,25 @@ def _build(tp, value, where: str):
             elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise ResultsError(f"{where}: missing field {f.name!r} of {tp.__name__}")
         return tp(**kw)
-    if origin is list and args: return [_build(args[0], v, f'{where}[{i}]') for i, v in enumerate(value)]
-    if origin is dict and len(args) == 2: return {k: _build(args[1], v, f'{where}[{k!r}]') for k, v in value.items()}
+    if origin is list and args:
+        if not isinstance(value, list): raise ResultsError(f"{where}: expected a list, got {type(value).__name__} {value!r:.60}")
+        return [_build(args[0], v, f'{where}[{i}]') for i, v in enumerate(value)]
+    if origin is dict and len(args) == 2:
+        if not isinstance(value, dict): raise ResultsError(f"{where}: expected an object, got {type(value).__name__} {value!r:.60}")
+        return {k: _build(args[1], v, f'{where}[{k!r}]') for k, v in value.items()}
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args: return None
+        problems = []
+        for a in (a for a in args if a is not type(None)):
+            try: return _build(a, value, where)
+            except ResultsError as e: problems.append(str(e))
+        raise ResultsError(' or '.join(problems))
+    if tp in _SCALARS and not _SCALARS[tp](value):
+        raise ResultsError(f"{where}: expected {tp.__name__}, got {type(value).__name__} {value!r:.60}")
     return value
+
+_SCALARS = {int: lambda v: isinstance(v, int) and not isinstance(v, bool), float: lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+            str: lambda v: isinstance(v, str), bool: lambda v: isinstance(v, bool)}
 
 def schema_of(record: dict) -> type:
     "The schema class a record names in its `schema` field; a record without one, or with an unknown one, is refused."
@@ -457,11 +485,21 @@ def load_record(name: str, out_dir='') -> dict:
     path = Path(out_dir) if Path(str(out_dir)).is_absolute() else output_dir(out_dir)
     path = path/f'{name}.json'
     if not path.exists(): raise FileNotFoundError(f"{path} is missing: run the experiment {name!r} first (make figures runs them in order)")
-    return json.loads(path.read_text())
+    again = f"rewrite it by running its experiment again (`python -m elt.experiments.run --profile <profile> --only {name}`, or `make figures`)"
+    text = path.read_text()
+    if not text.strip(): raise ResultsError(f"{path} is empty (a write that never finished?): {again}")
+    try: record = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ResultsError(f"{path} is not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}: torn or edited by hand): {again}") from None
+    if not isinstance(record, dict): raise ResultsError(f"{path} holds a JSON {type(record).__name__}, not a results record (an object): {again}")
+    return record
 
 def load_results(name: str, out_dir='', record: dict | None = None):
     "The `results` of `<out>/<name>.json` as its schema's dataclass."
     record = record or load_record(name, out_dir)
     cls = schema_of(record)
+    if 'results' not in record: raise ResultsError(f"{name}.json has no 'results': rerun the experiment {name!r} (`--only {name}`)")
     try: return _build(cls, record['results'], f'{name}.json: results')
-    except ResultsError as e: raise ResultsError(f"{e}; rerun the experiment that writes it") from None
+    except (ResultsError, TypeError, KeyError) as e:
+        said = str(e) if str(e).startswith(f'{name}.json') else f'{name}.json: {e}'
+        raise ResultsError(f"{said}; rerun the experiment that writes it (`python -m elt.experiments.run --profile <profile> --only {name}`)") from None

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import argparse, json, os, sys, time
 from pathlib import Path
-from ..core import ensure_dir, project_root
+from ..core import cli, ensure_dir, project_root
 
 # %% auto #0
 __all__ = ['SHARES', 'PROFILES', 'ZOO_PROFILES', 'EXPERIMENTS', 'NOTEBOOKS', 'experiment_plan', 'check_parameters',
@@ -184,4 +184,4 @@ def main(argv=None):
     args = ap.parse_args(argv)
     for profile in (ZOO_PROFILES if args.profile == 'zoo' else [args.profile]): run_experiments(profile, args.only, args.kernel)
 
-if __name__ == '__main__' and not hasattr(sys, 'ps1') and 'ipykernel' not in sys.modules: main()
+if __name__ == '__main__' and not hasattr(sys, 'ps1') and 'ipykernel' not in sys.modules: cli(main, clear=(RuntimeError,))   # a failed experiment names its executed notebook

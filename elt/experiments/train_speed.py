@@ -4,10 +4,10 @@
 
 # %% ../../nbs/14b_train_speed.ipynb #933d2b4e
 from __future__ import annotations
-import argparse, dataclasses, json, multiprocessing as mp, statistics, sys, time
+import argparse, dataclasses, json, multiprocessing as mp, os, statistics, sys, time
 from dataclasses import dataclass, field
 import torch
-from ..core import get_device
+from ..core import die_with_parent, get_device
 from ..timing import timing_summary
 from .bookkeeping import ParameterGuard, save_results
 from .results import TrainSpeed
@@ -66,7 +66,8 @@ def trainer(recipe: Recipe, split: str, variant: Variant, images: int, device=No
     return lambda: train(model, loss, data, cfg, run_dir=None, device=device, show_progress=False)
 
 # %% ../../nbs/14b_train_speed.ipynb #c0bd1bd2
-def _worker(recipe: dict, split: str, variant: dict, images: int, rounds: int, barrier, out):
+def _worker(recipe: dict, split: str, variant: dict, images: int, rounds: int, barrier, out, parent: int | None = None):
+    die_with_parent(parent)                                        # a killed benchmark leaves no worker training
     variant = Variant(**variant); torch.set_num_threads(_threads(variant))
     step = trainer(Recipe(**recipe), split, variant, images, device='cpu')
     step()                                                         # warm-up (and compilation)
@@ -79,7 +80,7 @@ class _Group:
         ctx = mp.get_context('spawn'); self.n = variant.processes
         self.barrier, self.out = ctx.Barrier(self.n + 1), ctx.Queue()
         self.procs = [ctx.Process(target=_worker, args=(dataclasses.asdict(recipe), split, dataclasses.asdict(variant), images, rounds,
-                                                        self.barrier, self.out), daemon=True) for _ in range(self.n)]
+                                                        self.barrier, self.out, os.getpid()), daemon=True) for _ in range(self.n)]
         for p in self.procs: p.start()
     def run(self) -> float:
         self.barrier.wait(); self.barrier.wait()                  # release the workers, wait for all of them to finish

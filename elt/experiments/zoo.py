@@ -9,7 +9,7 @@ from functools import lru_cache
 from dataclasses import dataclass, field
 from pathlib import Path
 import torch
-from ..core import data_dir, ensure_dir, get_device, sha256_file, write_text_atomic
+from ..core import cli, data_dir, die_with_parent, ensure_dir, get_device, sha256_file, write_text_atomic
 from ..provenance import git_commit
 from .reproduce import Recipe, Trained, evaluate_loops, is_unique, train_model, training_mode
 from .verdict import fmt, lower, mean_std, within
@@ -77,7 +77,7 @@ class Zoo:
 def fingerprint(model: GenerativeModel, n: int = 8, seed: int = 0) -> dict:
     "What `model` computes on a fixed input: its family's loss and logged terms on the first `n` training examples, seeded, in fp32."
     fam = model.family
-    batch = tuple(t[:n].to(model.device) for t in fam.data(model.opts))
+    batch = tuple(t[:n].to(model.device) for t in fam.data(model.opts, model.decoder))      # the model's own decoder encodes: nothing fitted
     ilsd = ILSDConfig(loops_max=model.cfg.n_loops, mode='ilsd' if model.cfg.n_loops > 1 else 'vanilla')
     with torch.no_grad():
         loss, logs = fam.loss(ilsd, model.opts)(model.net.eval(), batch, 0.5, torch.Generator(model.device).manual_seed(seed))
@@ -377,7 +377,7 @@ def train_zoo(zoo: Zoo | None = None, minutes: float = 0.0, workers: int = 2, fa
     for f in families: zoo.recipe(f).family_spec.data(zoo.recipe(f).opts)      # fit what the data needs (a tokenizer) once, here
     probe, started, shipped = speed_probe(), time.time(), []
     deadline = started + 60 * minutes if minutes else 0.0
-    with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context('spawn')) as pool:
+    with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context('spawn'), initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         jobs = {pool.submit(_zoo_job, dataclasses.asdict(zoo.recipe(m.family)), m.split, m.mode, m.seed, deadline, 1,
                             zoo.scaling_points, zoo.scaling_samples): m for m in todo}
         for i, job in enumerate(cf.as_completed(jobs), 1):
@@ -410,7 +410,7 @@ def main(argv=None):
     if args.minutes < 0 or args.workers < 1: ap.error('--minutes must be ≥ 0 and --workers ≥ 1')
     train_zoo(minutes=args.minutes, workers=args.workers, families=args.families)
 
-if __name__ == '__main__' and not hasattr(sys, 'ps1') and 'ipykernel' not in sys.modules: main()
+if __name__ == '__main__' and not hasattr(sys, 'ps1') and 'ipykernel' not in sys.modules: cli(main, clear=(ZooError,))
 
 # %% ../../nbs/14a_zoo.ipynb #81b50553
 _SAMPLING_FIELDS = ('n_samples', 'sample_steps', 'cfg_scale', 'sample_bf16')   # Recipe fields that do not change what trains
@@ -448,8 +448,12 @@ def load_trained(manifest: dict, zoo_dir=None, device=None) -> Trained:
 def shipped(name: str, n_samples: int | None = None, zoo_dir=None, device=None, **sampling) -> Trained:
     """The shipped model `name` (e.g. 'diffusion-2x4-ilsd-seed0'), verified, as a `Trained` scored on `n_samples` samples (default:
     its recipe's), with any other sampling field of the recipe replaced (`sample_steps`, `cfg_scale`, `sample_bf16`)."""
-    held = {m['name']: m for m in manifests(zoo_dir)}
-    if name not in held: raise ValueError(f"the zoo in {zoo_dir or default_zoo_dir()} holds no model {name!r}; it holds {sorted(held)}")
+    folder = Path(zoo_dir or default_zoo_dir())
+    if not folder.is_dir():
+        raise FileNotFoundError(f"the zoo folder {folder} does not exist" + (f" (ELT_ZOO={os.environ['ELT_ZOO']!r})" if os.environ.get('ELT_ZOO') and
+                                not zoo_dir else '') + ": point ELT_ZOO at a folder of shipped models, or unset it to use data/zoo")
+    held = {m['name']: m for m in manifests(folder)}
+    if name not in held: raise ValueError(f"the zoo in {folder} holds no model {name!r}; it holds {sorted(held)}")
     unknown = sorted(set(sampling) - set(_SAMPLING_FIELDS))
     if unknown: raise TypeError(f"shipped() can change only the sampling fields {list(_SAMPLING_FIELDS)}, not {unknown}: the rest is what trained it")
     t = load_trained(held[name], zoo_dir, device)

@@ -211,7 +211,7 @@ def _sample(model, labels, *, loops, steps, cfg_scale, generator, opts):
 
 FAMILY = Family('diffusion', 'diffusion (DiT-style, x0-prediction)', DiffusionOptions,
                 build=lambda size, opts: DiT(DiTConfig.from_name(size, patch=opts.patch)),
-                data=lambda opts: fashion_mnist('train'), loss=diffusion_train_loss, sample=_sample, decoder=lambda opts: None,
+                data=lambda opts, decoder=None: fashion_mnist('train'), loss=diffusion_train_loss, sample=_sample, decoder=lambda opts: None,
                 flops=lambda cfg, loops, steps, cfg_guidance, opts: dit_flops(cfg, loops, steps, cfg_guidance),
                 evaluate=evaluate, exit_gap=pixel_gap, steps_name='DDIM steps',
                 train_overrides=dict(beta2=0.99, weight_decay=0.01))

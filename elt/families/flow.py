@@ -85,7 +85,7 @@ def _sample(model, labels, *, loops, steps, cfg_scale, generator, opts):
 
 FAMILY = Family('flow', 'flow matching (rectified flow, DiT-style, velocity prediction)', FlowOptions,
                 build=lambda size, opts: DiT(DiTConfig.from_name(size, patch=opts.patch)),
-                data=lambda opts: fashion_mnist('train'), loss=flow_train_loss, sample=_sample, decoder=lambda opts: None,
+                data=lambda opts, decoder=None: fashion_mnist('train'), loss=flow_train_loss, sample=_sample, decoder=lambda opts: None,
                 flops=lambda cfg, loops, steps, cfg_guidance, opts: flow_flops(cfg, loops, steps, cfg_guidance, opts.method),
                 evaluate=evaluate, exit_gap=pixel_gap, steps_name='ODE steps',
                 train_overrides=dict(beta2=0.99, weight_decay=0.01), in_paper=False)

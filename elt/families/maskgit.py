@@ -158,9 +158,10 @@ class MaskedOptions:
 def _build(size: str, opts: MaskedOptions) -> MaskGIT:
     return MaskGIT(MaskGITConfig.from_name(size, vocab_size=opts.n_codes, n_tokens=opts.tokenizer_config.n_tokens))
 
-def _data(opts: MaskedOptions):
+def _data(opts: MaskedOptions, decoder: PatchTokenizer | None = None):
+    "Training images as tokens: encoded by `decoder` (a loaded model's own tokenizer, nothing fitted or written), else the cached fit."
     images, labels = fashion_mnist('train')
-    return get_tokenizer(opts.tokenizer_config).encode(images), labels
+    return (decoder if decoder is not None else get_tokenizer(opts.tokenizer_config)).encode(images), labels
 
 def _sample(model, labels, *, loops, steps, cfg_scale, generator, opts):
     return maskgit_sample(model, model.cfg, labels, steps=steps, loops=loops, cfg_scale=cfg_scale, generator=generator)

@@ -82,9 +82,10 @@ def video_model_config(size: str, cfg: VideoConfig) -> MaskGITConfig:
     "A registered body size (e.g. 'elt-T-2x4') as a masked model over `cfg`'s clip tokens."
     return MaskGITConfig.from_name(size, vocab_size=cfg.n_codes, n_tokens=cfg.n_tokens)
 
-def _data(cfg: VideoConfig):
+def _data(cfg: VideoConfig, decoder: ClipDecoder | None = None):
+    "Training clips as tokens: encoded by `decoder`'s tokenizer (a loaded model's own), else the cached fit."
     clips, labels = cfg.clips(cfg.n_train_clips, 'train')
-    return encode_clips(video_tokenizer(cfg, verbose=False), clips), labels
+    return encode_clips(decoder.tokenizer if decoder is not None else video_tokenizer(cfg, verbose=False), clips), labels
 
 FAMILY = Family('video', 'video (masked generative over per-frame patch tokens)', VideoConfig,   # the masked family's objective,
                 build=lambda size, cfg: MaskGIT(video_model_config(size, cfg)), data=_data, loss=MASKED.loss,   # sampler and count,

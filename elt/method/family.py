@@ -30,7 +30,8 @@ class Family:
     describe: str                                  # one line for titles, e.g. 'diffusion (DiT-style, x0-prediction)'
     options: type                                  # dataclass of the family's own recipe fields
     build: Callable                                # (size, opts) -> nn.Module with a dataclass `cfg` (BodySize fields)
-    data: Callable                                 # (opts) -> tuple of training tensors
+    data: Callable                                 # (opts, decoder=None) -> tuple of training tensors; examples that are encoded (tokens)
+                                                   #   are encoded by `decoder` when given (a loaded model's own), else by the fitted one
     loss: Callable                                 # (ilsd_cfg, opts) -> loss_fn(model, batch, progress, generator)
     sample: Callable                               # (model, labels, *, loops, steps, cfg_scale, generator, opts) -> raw
     decoder: Callable                              # (opts) -> nn.Module | None: raw samples -> outputs in [0, 1]
@@ -253,8 +254,14 @@ def load_model(path, device=None) -> GenerativeModel:
     if cfg.get('format') != MODEL_FORMAT:
         raise CheckpointError(f"{path} is not a model file (format {cfg.get('format')!r}, expected {MODEL_FORMAT!r}): a trainer's "
                               "checkpoint (last.pt) holds the network alone. Rebuild it with train_family, then save it with save_model.")
-    fam = get_family(cfg['family']); opts = fam.make_options(**cfg['options'])
-    net = fam.build(cfg['size'], opts)
+    try:
+        fam = get_family(cfg['family']); opts = fam.make_options(**cfg['options'])
+        net = fam.build(cfg['size'], opts)
+    except (KeyError, ValueError, TypeError) as e:
+        raise CheckpointError(f"{path}: today's code cannot build the model its config names (family {cfg.get('family')!r}, size "
+                              f"{cfg.get('size')!r}, options {cfg.get('options')!r}): {type(e).__name__}: {e}. The file was edited or "
+                              "written by other code: restore it from a copy (`git checkout -- <file>` for a shipped model), or re-save "
+                              "the model with save_model.") from None
     changed = config_diff(dataclasses.asdict(net.cfg), cfg['net'])
     if changed: raise CheckpointError(f"{path}: the code now builds another {cfg['size']} network than the one saved ("
                                       + '; '.join(f"{k}: now {a!r}, saved {b!r}" for k, (a, b) in changed.items())
