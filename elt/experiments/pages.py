@@ -155,7 +155,7 @@ def _adaptive_table(r) -> str:
             "GFLOPs are counted (halting's extra readouts included), wall-clock is measured in one process, one setting after the other.")
 
 WIDTHS_OF = {k: w for k, (w, _) in WIDTHS.items()}
-RESULT_TABLES = {'anytime': _anytime_table, 'scaling': lambda r: '\n\n'.join(f'**{f}**\n\n{t}' for f, t in r.tables.items()), 'iso_compute': _iso_table, 'claims': lambda r: r.table(), 'claims_summary': lambda r: r.summary(), 'references': lambda r: r.table(), 'video': _video_table,
+RESULT_TABLES = {'anytime': _anytime_table, 'scaling': lambda r: '\n\n'.join(f'**{f}**\n\n{t}' for f, t in r.tables.items()), 'iso_compute': _iso_table, 'claims': lambda r: r.table() + (f'\n\nEach verdict in every feature space of the panel:\n\n{p}' if (p := r.panel_table()) else ''), 'claims_summary': lambda r: r.summary(), 'references': lambda r: r.table(), 'video': _video_table,
                  'throughput': _throughput_table, 'adaptive': _adaptive_table}
 
 def results_markdown(name: str, figures: Path | None = None, table: str | None = None) -> str:
