@@ -1,7 +1,7 @@
 """The reliability round's findings, one test each: model files that prove their integrity, workers that die with their
 parent, results checked when read, early and clear refusals, and loading that writes nothing. Each reproduces the
 finding through the public API (or the command line) and checks what the user now sees."""
-import json, os, shutil, signal, subprocess, sys, textwrap, time
+import json, signal, subprocess, sys, textwrap, time
 from pathlib import Path
 
 import pytest

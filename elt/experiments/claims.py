@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 from .bookkeeping import output_dir
-from .verdict import (FACT, INCONCLUSIVE, NOT_REPRODUCED, REPRODUCED, NotMeasured, Verdict, View, all_within, combine, fmt, lower,
+from .verdict import (FACT, NotMeasured, Verdict, View, all_within, combine, fmt, lower,
                                      mean_std, resampled_pairs, sampling_variance, stability, trend_lower, within)
 from .results import (GOALS, VERDICTS, Ablations, Adaptive, AdaptiveRun, Anytime, Claim, Claims, Convergence, IsoCompute, References, Scaling,
                                      Video, load_results, mean_span)

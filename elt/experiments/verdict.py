@@ -12,7 +12,7 @@ from typing import Callable
 # %% auto #0
 __all__ = ['REPRODUCED', 'INCONCLUSIVE', 'NOT_REPRODUCED', 'ALPHA', 'MIN_REL_SD', 'FACT', 'mean_std', 'fmt', 'betainc', 't_cdf',
            't_quantile', 'LogRatio', 'log_ratio', 'Verdict', 'margin_text', 'lower', 'within', 'combine',
-           'resampled_pairs', 'sampling_variance', 'simulate_verdicts', 'by_loops', 'simulate_check', 'each_step_lower',
+           'resampled_pairs', 'sampling_variance', 'simulate_check', 'simulate_verdicts', 'by_loops', 'each_step_lower',
            'all_within', 'trend_lower', 'NotMeasured', 'View', 'stability']
 
 # %% ../../nbs/13b_verdict.ipynb #128890ee
@@ -201,32 +201,6 @@ def sampling_variance(pairs) -> float:
     pairs = list(pairs)
     return statistics.fmean((math.log(x) - math.log(y)) ** 2 for x, y in pairs) / 2 if pairs else 0.0
 
-def simulate_verdicts(judge, true_log_ratio: float, n_seeds: int = 4, seed_sd: float = 0.05, sampling_sd: float = 0.03,
-                      paired: bool = False, n_pairs: int = 40, draws: int = 2000, seed: int = 0) -> dict[str, float]:
-    """How often `judge(a, b, sampling_var=…, paired=…)` says each outcome when log(A/B) truly is `true_log_ratio`: each
-    draw makes `n_seeds` training seeds per side (seed noise `seed_sd`, shared by both sides when `paired`, plus each
-    evaluation's sampling noise `sampling_sd`), and measures the sampling variance from `n_pairs` resampled pairs as
-    the experiments do."""
-    rng, counts = random.Random(seed), {REPRODUCED: 0, INCONCLUSIVE: 0, NOT_REPRODUCED: 0}
-    for _ in range(draws):
-        a, b = [], []
-        for _ in range(n_seeds):
-            u = rng.gauss(0, seed_sd)
-            a.append(math.exp(true_log_ratio + u + rng.gauss(0, sampling_sd)))
-            b.append(math.exp((u if paired else rng.gauss(0, seed_sd)) + rng.gauss(0, sampling_sd)))
-        v = sampling_variance((math.exp(rng.gauss(0, sampling_sd)), math.exp(rng.gauss(0, sampling_sd))) for _ in range(n_pairs))
-        counts[judge(a, b, sampling_var=v, paired=paired).outcome] += 1
-    return {k: c / draws for k, c in counts.items()}
-
-def by_loops(rows_per_seed: list[list[dict]], metric: str) -> dict[int, list[float]]:
-    "{loops: [metric of each seed]} from one list of rows per seed (sampling seed 0)."
-    out = {}
-    for rows in rows_per_seed:
-        for r in rows:
-            if r.get('sampling_seed', 0) == 0: out.setdefault(r['loops'], []).append(r[metric])
-    return out
-
-# %% ../../nbs/13b_verdict.ipynb #34fdb69f
 def simulate_check(check: Callable, points: list[tuple[float, int, int]], seed_sd: float = 0.05, sampling_sd: float = 0.03,
                    n_pairs: int = 40, draws: int = 2000, seed: int = 0) -> dict[str, float]:
     """How often `check(values, sampling_var)` says each outcome, where `values` holds one {training seed: score} per point
@@ -243,6 +217,23 @@ def simulate_check(check: Callable, points: list[tuple[float, int, int]], seed_s
         counts[check(values, v).outcome] += 1
     return {k: c / draws for k, c in counts.items()}
 
+def simulate_verdicts(judge, true_log_ratio: float, n_seeds: int = 4, seed_sd: float = 0.05, sampling_sd: float = 0.03,
+                      paired: bool = False, n_pairs: int = 40, draws: int = 2000, seed: int = 0) -> dict[str, float]:
+    """`simulate_check` for the simplest shape: A and B, `n_seeds` training seeds each, log(A/B) truly `true_log_ratio`; the
+    same models at two settings when `paired` (they share each seed's offset), other models otherwise. `judge(a, b,
+    sampling_var=…, paired=…)` is `lower` or `within` with its effect."""
+    return simulate_check(lambda v, s: judge(v[0], v[1], sampling_var=s, paired=paired),
+                          [(true_log_ratio, 0, n_seeds), (0.0, 0 if paired else 1, n_seeds)], seed_sd, sampling_sd, n_pairs, draws, seed)
+
+def by_loops(rows_per_seed: list[list[dict]], metric: str) -> dict[int, list[float]]:
+    "{loops: [metric of each seed]} from one list of rows per seed (sampling seed 0)."
+    out = {}
+    for rows in rows_per_seed:
+        for r in rows:
+            if r.get('sampling_seed', 0) == 0: out.setdefault(r['loops'], []).append(r[metric])
+    return out
+
+# %% ../../nbs/13b_verdict.ipynb #34fdb69f
 def each_step_lower(curve: list[dict], effect: float, sampling_var: float = 0.0, names: list[str] | None = None) -> Verdict:
     """'Each point lower than the one before' — a monotone curve as an ordering: every consecutive pair of `curve` (one
     {training seed: score} per point, the same models throughout) judged by `lower`, paired, and combined."""
