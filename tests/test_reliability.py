@@ -94,7 +94,13 @@ def test_2_a_sigkilled_trainer_leaves_no_worker_training_and_frees_its_runs(tmp_
     while time.time() < deadline and any(alive(w) for w in workers): time.sleep(0.1)
     assert not any(alive(w) for w in workers), 'a worker outlived the SIGKILLed process that started it'
     from elt.method.train import RunLock
-    for lock in runs.rglob('.lock'): RunLock(lock.parent).release()      # each run's lock died with its worker
+    for lock in runs.rglob('.lock'):                                     # each run's lock goes with its worker (teardown is asynchronous)
+        deadline = time.time() + 30
+        while True:
+            try: RunLock(lock.parent).release(); break
+            except RuntimeError:
+                if time.time() > deadline: raise
+                time.sleep(0.2)
 
 
 # 3. Results checked when read
